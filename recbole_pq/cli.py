@@ -1,0 +1,59 @@
+"""``run_recbole_pq.py``: RecBole's command-line conventions for the plugin.
+
+    python run_recbole_pq.py --model=SASRecJPQ --dataset=ml-100k \
+        [--config_files a.yaml b.yaml] [--KEY=VALUE ...]
+
+Any config key is given as ``--key=value`` (RecBole converts the value's type);
+``--config_files`` layers YAML files below the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_MODEL = "SASRecJPQ"
+DEFAULT_DATASET = "ml-100k"
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
+    parser = argparse.ArgumentParser(
+        prog="run_recbole_pq.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"data set name (default {DEFAULT_DATASET})")
+    parser.add_argument("--config_files", nargs="+", default=None,
+                        help="YAML files, later ones win (a single space-separated string also works)")
+    args, rest = parser.parse_known_args(argv)
+    if args.config_files:
+        args.config_files = [f for item in args.config_files for f in item.split()]
+    return args, parse_key_values(rest)
+
+
+def parse_key_values(rest: list[str]) -> dict[str, str]:
+    """``--key=value`` flags as strings; RecBole's Config converts their types."""
+    settings: dict[str, str] = {}
+    for arg in rest:
+        if not arg.startswith("--") or "=" not in arg:
+            raise SystemExit(f"error: unrecognised argument '{arg}': settings are given as --key=value")
+        key, value = arg[2:].split("=", 1)
+        if not key:
+            raise SystemExit(f"error: empty setting name in '{arg}'")
+        if key in settings and settings[key] != value:
+            raise SystemExit(f"error: --{key} is given twice with different values")
+        settings[key] = value
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, settings = parse_args(sys.argv[1:] if argv is None else argv)
+    from recbole_pq.errors import USER_ERRORS
+    from recbole_pq.pipeline import run
+
+    try:
+        run(model=args.model, dataset=args.dataset, config_file_list=args.config_files, config_dict=settings)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

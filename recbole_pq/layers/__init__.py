@@ -1,0 +1,1 @@
+"""Building blocks the models compose: item codes, the SASRec encoder (and LISA)."""

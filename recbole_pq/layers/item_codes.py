@@ -1,0 +1,88 @@
+"""ItemCodeEmbedding: items as m sub-item ids, embeddings as concatenated sub-item embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from recbole_pq.codes import code_dtype
+
+
+class ItemCodeEmbedding(nn.Module):
+    """Item table of RecJPQ: (N, m) integer codes + (m, b, d/m) sub-item embeddings.
+
+    An item's embedding is the concatenation over splits s of
+    ``sub_item_embeddings[s, codes[item, s]]``.  The codes are a buffer, so they are
+    saved in (and restored from) the model's state_dict; they are never trained.
+    """
+
+    def __init__(self, codes: np.ndarray | torch.Tensor, b: int, dim: int, init_std: float = 0.02):
+        super().__init__()
+        codes = torch.as_tensor(np.asarray(codes))
+        if codes.dim() != 2:
+            raise ValueError(f"codes must be (n_items, m), got shape {tuple(codes.shape)}")
+        n_items, m = codes.shape
+        if dim % m:
+            raise ValueError(f"embedding size {dim} is not divisible by the number of splits m={m}")
+        if int(codes.min()) < 0 or int(codes.max()) >= b:
+            raise ValueError(f"codes must lie in [0, {b}), found [{int(codes.min())}, {int(codes.max())}]")
+        self.n_items, self.m, self.b, self.dim = n_items, m, b, dim
+        self.sub_dim = dim // m
+        torch_dtype = {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[code_dtype(b).type]
+        self.register_buffer("codes", codes.to(torch_dtype))
+        self.sub_item_embeddings = nn.Parameter(torch.randn(m, b, self.sub_dim) * init_std)
+
+    def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(...,) item ids -> (..., m) int64 codes."""
+        return self.codes[item_ids].long()
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(...,) item ids -> (..., d) embeddings."""
+        codes = self.item_codes(item_ids)  # (..., m)
+        splits = torch.arange(self.m, device=codes.device)
+        return self.sub_item_embeddings[splits, codes].flatten(-2)  # (..., m, d/m) -> (..., d)
+
+    def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
+        """(B, d) queries -> (B, m, b): dot product of each query part with each sub-item embedding."""
+        parts = query.reshape(query.shape[0], self.m, self.sub_dim)
+        return torch.einsum("bsk,sck->bsc", parts, self.sub_item_embeddings)
+
+    def reconstruct(self) -> torch.Tensor:
+        """The full (N, d) item matrix (for the dense scorer and the CE loss)."""
+        return self.forward(torch.arange(self.n_items, device=self.codes.device))
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes of this representation vs a dense float32 N x d table."""
+        dense = self.n_items * self.dim * 4
+        codes = self.codes.numel() * self.codes.element_size()
+        tables = self.sub_item_embeddings.numel() * self.sub_item_embeddings.element_size()
+        return {"dense": dense, "codes": codes, "sub_item_tables": tables, "compressed": codes + tables}
+
+    def extra_repr(self) -> str:
+        return f"n_items={self.n_items}, m={self.m}, b={self.b}, dim={self.dim}"
+
+
+def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
+    """Read ``pq_m``, ``pq_b``, ``code_assignment`` and assign the codes from the
+    dataset's training interactions (padding id 0 and unseen items get codes too)."""
+    from recbole_pq.codes import CODE_ASSIGNMENTS, assign_codes
+    from recbole_pq.data import training_user_item
+    from recbole_pq.errors import ConfigError
+
+    dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
+    method = config["code_assignment"]
+    n_items = dataset.num(config["ITEM_ID_FIELD"])  # includes the padding id 0
+    if not isinstance(m, int) or m < 1 or dim % m:
+        divisors = [x for x in range(1, dim + 1) if dim % x == 0]
+        raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors}.")
+    if not isinstance(b, int) or not 2 <= b <= n_items - 1:
+        raise ConfigError(f"pq_b={b} must be an integer in [2, {n_items - 1}] (the number of items).")
+    if method not in CODE_ASSIGNMENTS:
+        raise ConfigError(f"code_assignment='{method}' is not supported; use one of {list(CODE_ASSIGNMENTS)}.")
+    user_ids = item_ids = None
+    if method == "svd":
+        user_ids, item_ids = training_user_item(dataset, config)
+    codes = assign_codes(method, n_items, m, b, seed=config["seed"], user_ids=user_ids,
+                         item_ids=item_ids, n_users=dataset.num(config["USER_ID_FIELD"]))
+    return ItemCodeEmbedding(codes, b, dim, init_std=config["initializer_range"])

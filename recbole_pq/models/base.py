@@ -1,0 +1,99 @@
+"""What every plugin model shares: item table, losses, scoring, RecBole's model API.
+
+A subclass builds ``self.items`` (an item table with ``forward``/``reconstruct``/
+``sub_item_scores``) and implements ``encode`` (all positions) -- the rest is here.
+"""
+
+from __future__ import annotations
+
+from logging import getLogger
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_pq.data import target_list_field
+from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
+from recbole_pq.scoring import make_scorer
+from recbole_pq.trainer import PQTrainer
+
+
+class PQSequentialRecommender(SequentialRecommender):
+    """Base of the plugin's sequential models (RecBole's four-method API + ``full_sort_topk``)."""
+
+    input_type = InputType.POINTWISE
+    supports_seq2seq = True  # scores every position: can train with train_mode=seq2seq
+    trainer_class = PQTrainer
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.loss_type = config["loss_type"]
+        self.neg_samples = config["neg_samples"]
+        self.gbce_t = config["gbce_t"]
+        check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)
+        self.train_mode = config["train_mode"]
+        self.TARGET_SEQ = target_list_field(config)
+        self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"])
+
+    # -- to implement -------------------------------------------------------------
+    def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """(B, L) item ids -> (B, L, d) user states, one per position."""
+        raise NotImplementedError
+
+    # -- RecBole API ------------------------------------------------------------
+    def forward(self, item_seq, item_seq_len):
+        """(B, L), (B,) -> (B, d): the state after the last real item."""
+        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+
+    def training_positions(self, interaction):
+        """(P, d) states and (P,) target ids of every position that has a loss."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        if self.train_mode == "seq2seq":
+            targets = interaction[self.TARGET_SEQ]
+            mask = targets > 0
+            return self.encode(item_seq, item_seq_len)[mask], targets[mask]
+        return self.forward(item_seq, item_seq_len), interaction[self.POS_ITEM_ID]
+
+    def calculate_loss(self, interaction):
+        query, targets = self.training_positions(interaction)
+        return self.loss_from_positions(query, targets)
+
+    def loss_from_positions(self, query, targets):
+        if self.loss_type == "CE":
+            logits = query @ self.items.reconstruct().T
+            logits[:, 0] = float("-inf")  # never predict padding
+            return F.cross_entropy(logits, targets)
+        # One set of uniform negatives per batch, shared by all positions: keeps memory at
+        # P x k instead of P x k x d; each position still sees k uniform negatives.
+        negatives = sample_negatives((self.neg_samples,), self.n_items, device=query.device)
+        pos_logits = (query * self.items(targets)).sum(-1)
+        neg_logits = query @ self.items(negatives).T
+        if self.loss_type == "BPR":
+            return bpr_loss(pos_logits, neg_logits)
+        beta = gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)
+        return gbce_loss(pos_logits, neg_logits, beta)
+
+    def predict(self, interaction):
+        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return (query * self.items(interaction[self.ITEM_ID])).sum(-1)
+
+    def full_sort_predict(self, interaction):
+        """(B, N) scores from the configured scorer (RecBole's stock evaluation path)."""
+        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return self.scorer.scores(query, self.items)
+
+    def full_sort_topk(self, interaction, k: int):
+        """(values, ids), each (B, k): the top-k items without a (B, N) score matrix."""
+        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return self.scorer.topk(query, self.items, k)
+
+    def log_item_memory(self) -> None:
+        if not hasattr(self.items, "memory_bytes"):
+            return
+        mem = self.items.memory_bytes()
+        getLogger().info(
+            "item representation: dense %d x %d float32 = %.3f MB; codes + sub-item tables = %.3f MB "
+            "(%.3f + %.3f); compression %.1fx",
+            self.items.n_items, self.items.dim, mem["dense"] / 2**20, mem["compressed"] / 2**20,
+            mem["codes"] / 2**20, mem["sub_item_tables"] / 2**20, mem["dense"] / mem["compressed"])

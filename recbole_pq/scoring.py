@@ -1,0 +1,122 @@
+"""Full-catalogue scoring of user vectors against an ItemCodeEmbedding.
+
+Three scorers behind one interface:
+
+- ``default``: reconstruct the (N, d) item matrix, matmul, top-k.
+- ``recjpq``:  RecJPQ's loop -- per split, add the (B, m, b) table lookups into a
+  (B, N) score matrix.
+- ``pqtopk``:  PQTopK -- per user the m x b sub-item score table; each item's score is
+  the sum of its m lookups; scanned in item chunks with a running top-k, so memory
+  is O(B x chunk) when only the top-k is asked for.
+
+Every scorer offers ``scores(q, items) -> (B, N)`` and ``topk(q, items, k) ->
+(values, ids)``; item 0 (RecBole's padding) is never recommended.  ``scores`` and
+``topk`` of one scorer use the same arithmetic, so they rank identically.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recbole_pq.errors import ConfigError
+from recbole_pq.layers.item_codes import ItemCodeEmbedding
+
+PADDING_ID = 0
+
+
+def check_k(k: int, n_items: int) -> None:
+    """k must be a positive count of recommendable items (item 0 is padding)."""
+    if not isinstance(k, int) or k < 1 or k > n_items - 1:
+        raise ConfigError(f"top-k k={k} is not allowed: the catalogue has {n_items - 1} items, so 1 <= k <= {n_items - 1}.")
+
+
+def _topk_without_padding(scores: torch.Tensor, k: int):
+    scores[:, PADDING_ID] = float("-inf")  # scores are freshly computed: safe to edit in place
+    return torch.topk(scores, k, dim=1)
+
+
+class Scorer:
+    """Interface: all-item scores and top-k for (B, d) queries."""
+
+    name = "abstract"
+
+    def scores(self, query: torch.Tensor, items: ItemCodeEmbedding) -> torch.Tensor:
+        raise NotImplementedError
+
+    def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int):
+        """(values, ids), both (B, k), best first, padding excluded."""
+        check_k(k, items.n_items)
+        return _topk_without_padding(self.scores(query, items), k)
+
+
+class DefaultScorer(Scorer):
+    name = "default"
+
+    def scores(self, query, items):
+        return query @ items.reconstruct().T
+
+
+class RecJPQScorer(Scorer):
+    name = "recjpq"
+
+    def scores(self, query, items):
+        sub_scores = items.sub_item_scores(query)  # (B, m, b)
+        scores = torch.zeros(query.shape[0], items.n_items, dtype=sub_scores.dtype, device=query.device)
+        for split in range(items.m):
+            scores += sub_scores[:, split, items.codes[:, split].long()]
+        return scores
+
+
+def pq_chunk_scores(sub_scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(B, m, b) sub-item scores, (c, m) codes of a chunk -> (B, c) item scores."""
+    codes = codes.long()
+    total = sub_scores[:, 0, codes[:, 0]]
+    for split in range(1, codes.shape[1]):
+        total = total + sub_scores[:, split, codes[:, split]]
+    return total
+
+
+class PQTopKScorer(Scorer):
+    name = "pqtopk"
+
+    def __init__(self, chunk_size: int = 16384):
+        if chunk_size < 1:
+            raise ConfigError(f"pq_chunk_size={chunk_size} must be >= 1.")
+        self.chunk_size = chunk_size
+
+    def scores(self, query, items):
+        sub_scores = items.sub_item_scores(query)
+        return torch.cat(
+            [pq_chunk_scores(sub_scores, items.codes[s:s + self.chunk_size])
+             for s in range(0, items.n_items, self.chunk_size)], dim=1)
+
+    def topk(self, query, items, k):
+        check_k(k, items.n_items)
+        sub_scores = items.sub_item_scores(query)  # (B, m, b)
+        best_values = best_ids = None
+        for start in range(0, items.n_items, self.chunk_size):
+            chunk = pq_chunk_scores(sub_scores, items.codes[start:start + self.chunk_size])
+            if start == 0:
+                chunk[:, PADDING_ID] = float("-inf")
+            chunk_ids = torch.arange(start, start + chunk.shape[1], device=query.device).expand_as(chunk)
+            if best_values is not None:
+                chunk = torch.cat([best_values, chunk], dim=1)
+                chunk_ids = torch.cat([best_ids, chunk_ids], dim=1)
+            keep = min(k, chunk.shape[1])
+            best_values, pos = torch.topk(chunk, keep, dim=1)
+            best_ids = torch.gather(chunk_ids, 1, pos)
+        return best_values, best_ids
+
+
+SCORERS = ("default", "recjpq", "pqtopk")
+
+
+def make_scorer(name: str, chunk_size: int = 16384) -> Scorer:
+    """The scorer called ``name`` (config key ``scorer``)."""
+    if name == "default":
+        return DefaultScorer()
+    if name == "recjpq":
+        return RecJPQScorer()
+    if name == "pqtopk":
+        return PQTopKScorer(chunk_size)
+    raise ConfigError(f"scorer='{name}' is not supported; use one of {list(SCORERS)}.")

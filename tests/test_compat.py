@@ -1,0 +1,68 @@
+"""Each compatibility shim, with a check that shows the problem it fixes is real."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_numpy_aliases_restored_so_recbole_config_builds():
+    import recbole_pq
+
+    assert np.float_ is np.float64 and np.complex_ is np.complex128 and np.unicode_ is np.str_
+    config = recbole_pq.build_config("SASRecJPQ", "ml-100k", config_dict={"epochs": 3})
+    assert config["epochs"] == 3
+
+
+def test_recbole_config_fails_without_numpy_aliases():
+    result = _python("from recbole.config import Config; Config(model='SASRec', dataset='ml-100k')")
+    assert result.returncode != 0 and "float_" in result.stderr
+
+
+def test_import_leaves_anomaly_detection_off():
+    code = ("import recbole_pq, torch\n"
+            "import recbole.model.sequential_recommender\n"
+            "from recbole.utils import get_model; get_model('SINE')\n"
+            "print(torch.is_anomaly_enabled())")
+    assert _python(code).stdout.strip() == "False"
+
+
+def test_recbole_alone_turns_anomaly_detection_on():
+    code = ("import numpy as np; np.float_=np.float64; np.complex_=np.complex128; np.unicode_=np.str_\n"
+            "import torch, recbole.model.sequential_recommender\nprint(torch.is_anomaly_enabled())")
+    assert _python(code).stdout.strip() == "True"
+
+
+def test_recbole_trainer_loads_its_own_pickled_checkpoints(tmp_path):
+    import recbole.trainer.trainer as recbole_trainer
+
+    import recbole_pq
+
+    config = recbole_pq.build_config("SASRec", "ml-100k")
+    path = tmp_path / "ckpt.pth"
+    torch.save({"config": config, "state_dict": {}}, path, pickle_protocol=4)  # as RecBole saves
+    with pytest.raises(Exception, match="weights_only"):
+        torch.load(path)  # current torch refuses RecBole's pickles by default
+    assert recbole_trainer.torch.load(path)["config"]["model"] == "SASRec"
+
+
+def test_config_ignores_process_command_line(monkeypatch):
+    import recbole_pq
+
+    monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=7", "-q"])
+    assert recbole_pq.build_config("SASRecJPQ", "ml-100k")["epochs"] != 7
+    assert sys.argv == ["pytest", "--epochs=7", "-q"]
+
+
+def test_ray_auth_token_disabled():
+    import os
+
+    import recbole_pq  # noqa: F401
+
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"
