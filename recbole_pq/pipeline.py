@@ -84,25 +84,29 @@ def make_trainer(config: Config, model):
     return trainer_class(config, model)
 
 
-def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved: bool = True) -> dict:
-    """Train and evaluate one model; returns RecBole's result dict."""
+def setup(model: str, dataset: str, config_file_list=None, config_dict=None):
+    """Everything before training: (config, (train, valid, test), model, trainer)."""
     config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
-
-    train_data, valid_data, test_data = load_data(config)
+    data = load_data(config)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_obj = config.model_class(config, train_data._dataset).to(config["device"])
+    model_obj = config.model_class(config, data[0]._dataset).to(config["device"])
     logger.info(model_obj)
-    trainer = make_trainer(config, model_obj)
+    return config, data, model_obj, make_trainer(config, model_obj)
 
+
+def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved: bool = True) -> dict:
+    """Train and evaluate one model; returns RecBole's result dict (+ the checkpoint path)."""
+    config, (train_data, valid_data, test_data), _, trainer = setup(model, dataset, config_file_list, config_dict)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    logger = getLogger()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     return {

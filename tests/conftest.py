@@ -38,6 +38,11 @@ def ml1m_slice(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def fast() -> dict:
+    return dict(FAST)
+
+
 @pytest.fixture()
 def fast_settings(tmp_path) -> dict:
     """FAST plus a private checkpoint dir (RecBole's file names have 1 s resolution)."""

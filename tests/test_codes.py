@@ -1,0 +1,92 @@
+"""Sub-item id assignment and the ItemCodeEmbedding layer."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recbole_pq.codes import assign_codes, code_dtype, equal_population_bins, svd_codes
+from recbole_pq.errors import ConfigError
+from recbole_pq.layers.item_codes import ItemCodeEmbedding
+
+
+def _interactions(n_users=200, n_items=300, per_user=15, seed=0):
+    rng = np.random.default_rng(seed)
+    popularity = rng.zipf(1.5, size=n_items).astype(float)
+    p = popularity / popularity.sum()
+    users = np.repeat(np.arange(1, n_users), per_user)
+    items = rng.choice(np.arange(1, n_items - 20), size=len(users), p=p[1:n_items - 20] / p[1:n_items - 20].sum())
+    return users, items  # items n_items-20.. never seen: they still need codes
+
+
+@pytest.mark.parametrize("method", ["svd", "random"])
+def test_codes_shape_range_dtype_determinism(method):
+    users, items = _interactions()
+    kwargs = dict(user_ids=users, item_ids=items, n_users=200)
+    codes = assign_codes(method, 300, 8, 16, seed=3, **kwargs)
+    assert codes.shape == (300, 8) and codes.dtype == np.uint8
+    assert codes.min() >= 0 and codes.max() < 16
+    np.testing.assert_array_equal(codes, assign_codes(method, 300, 8, 16, seed=3, **kwargs))
+    assert not np.array_equal(codes, assign_codes(method, 300, 8, 16, seed=4, **kwargs))
+
+
+def test_svd_codes_are_balanced_per_split():
+    users, items = _interactions()
+    codes = svd_codes(users, items, 200, 300, 6, 16, seed=0)
+    for split in range(6):
+        counts = np.bincount(codes[:, split], minlength=16)
+        assert counts.max() - counts.min() <= 1  # equal-population quantile bins
+
+
+def test_svd_codes_follow_the_leading_component():
+    # Two user groups that each like one half of the items: the first component splits them.
+    users = np.repeat(np.arange(100), 20)
+    items = np.tile(np.arange(1, 21), 100) + 20 * (users >= 50)
+    codes = svd_codes(users, items, 100, 41, 1, 2, seed=0)[:, 0]
+    assert len(set(codes[1:21])) == 1 and len(set(codes[21:41])) == 1 and codes[1] != codes[21]
+
+
+def test_code_dtype_grows_with_b():
+    assert code_dtype(256) == np.uint8 and code_dtype(257) == np.int16 and code_dtype(40000) == np.int32
+
+
+def test_equal_population_bins():
+    bins = equal_population_bins(np.linspace(0, 1, 100), 4)
+    assert np.bincount(bins).tolist() == [25, 25, 25, 25]
+
+
+def test_unknown_assignment():
+    with pytest.raises(ConfigError, match="code_assignment='kmeans'"):
+        assign_codes("kmeans", 10, 2, 4, seed=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 60), m=st.sampled_from([1, 2, 4]), b=st.integers(2, 20), sub=st.integers(1, 4),
+       seed=st.integers(0, 1000))
+def test_embedding_is_concatenation_of_sub_embeddings(n, m, b, sub, seed):
+    torch.manual_seed(seed)
+    codes = np.random.default_rng(seed).integers(0, b, size=(n, m))
+    layer = ItemCodeEmbedding(codes, b, m * sub)
+    ids = torch.randint(0, n, (3, 5))
+    expected = torch.stack([
+        torch.stack([torch.cat([layer.sub_item_embeddings[s, codes[i, s]] for s in range(m)]) for i in row])
+        for row in ids.tolist()])
+    torch.testing.assert_close(layer(ids), expected, rtol=0, atol=0)
+    query = torch.randn(3, m * sub)
+    sub_scores = layer.sub_item_scores(query)  # (B, m, b)
+    from_table = sum(sub_scores[:, s, torch.as_tensor(codes[:, s])] for s in range(m))
+    torch.testing.assert_close(from_table, query @ layer.reconstruct().T, rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="not divisible"):
+        ItemCodeEmbedding(np.zeros((5, 3), dtype=int), 4, 10)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        ItemCodeEmbedding(np.full((5, 2), 4), 4, 8)
+
+
+def test_memory_report():
+    layer = ItemCodeEmbedding(np.zeros((1000, 8), dtype=np.uint8), 256, 64)
+    mem = layer.memory_bytes()
+    assert mem["dense"] == 1000 * 64 * 4 and mem["codes"] == 8000 and mem["sub_item_tables"] == 256 * 64 * 4

@@ -1,0 +1,81 @@
+"""gBCE against a float64 reference, and its calibration power beta."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recbole_pq.errors import ConfigError
+from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
+
+
+def log_sigmoid64(s):
+    """log sigmoid(s) in float64, written out: -(max(-s, 0) + log1p(exp(-|s|)))."""
+    s = s.double()
+    return -(torch.clamp(-s, min=0) + torch.log1p(torch.exp(-s.abs())))
+
+
+def reference_gbce(pos, neg, beta):
+    """From the definition: BCE with P(pos) = sigmoid(s+)^beta; 1 - sigmoid(s) = sigmoid(-s)."""
+    log_p = log_sigmoid64(pos)
+    log_not_n = log_sigmoid64(-neg)
+    return (-(beta * log_p + log_not_n.sum(-1)) / (neg.shape[-1] + 1)).mean()
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 30.0])
+def test_gbce_matches_float64_reference(scale):
+    torch.manual_seed(0)
+    pos, neg = torch.randn(64) * scale, torch.randn(64, 16) * scale
+    for beta in (1.0, 0.3, 0.05):
+        torch.testing.assert_close(gbce_loss(pos, neg, beta).double(), reference_gbce(pos, neg, beta),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_gbce_finite_and_correct_for_large_logits():
+    pos = torch.tensor([60.0, -60.0, 500.0, -500.0])
+    neg = torch.tensor([[60.0, -60.0], [500.0, -500.0], [-80.0, 80.0], [0.0, 1000.0]])
+    loss = gbce_loss(pos, neg, 0.5)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss.double(), reference_gbce(pos, neg, 0.5), rtol=1e-6, atol=1e-6)
+
+
+def test_gbce_with_t0_is_plain_bce():
+    torch.manual_seed(1)
+    pos, neg = torch.randn(32), torch.randn(32, 8)
+    beta = gbce_beta(8, 1000, 0.0)
+    assert beta == 1.0
+    logits = torch.cat([pos.unsqueeze(1), neg], dim=1)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1
+    torch.testing.assert_close(gbce_loss(pos, neg, beta), F.binary_cross_entropy_with_logits(logits, labels))
+
+
+def test_beta_hand_values():
+    # beta = alpha * (t (1 - 1/alpha) + 1/alpha) = 1 - t (1 - alpha), alpha = k / (|I| - 1)
+    alpha = 256 / 3415
+    assert gbce_beta(256, 3416, 0.75) == pytest.approx(1 - 0.75 * (1 - alpha))
+    assert gbce_beta(256, 3416, 0.75) == pytest.approx(0.3062225, abs=1e-7)
+    assert gbce_beta(256, 3416, 1.0) == pytest.approx(alpha)
+    assert gbce_beta(1, 101, 0.5) == pytest.approx(0.5 + 0.5 / 100)
+
+
+def test_bpr_matches_definition():
+    pos, neg = torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 0.0], [0.0, -3.0]])
+    expected = -torch.log(torch.sigmoid(pos.unsqueeze(1) - neg)).mean()
+    torch.testing.assert_close(bpr_loss(pos, neg), expected)
+
+
+def test_negatives_never_padding():
+    torch.manual_seed(0)
+    negatives = sample_negatives((10000,), 5)
+    assert negatives.min() >= 1 and negatives.max() <= 4 and len(negatives.unique()) == 4
+
+
+@pytest.mark.parametrize("loss_type,t,k,match", [
+    ("gBCE", 1.5, 10, "gbce_t=1.5"), ("gBCE", -0.1, 10, "gbce_t=-0.1"),
+    ("gBCE", 0.5, 0, "neg_samples=0"), ("BPR", 0.5, 99, "neg_samples=99"), ("Hinge", 0.5, 10, "loss_type='Hinge'"),
+])
+def test_bad_loss_config(loss_type, t, k, match):
+    with pytest.raises(ConfigError, match=match):
+        check_loss_config(loss_type, t, k, n_items=100)

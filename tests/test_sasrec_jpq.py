@@ -1,0 +1,112 @@
+"""SASRecJPQ end to end on a slice of ML-1M: training, the top-k evaluator, reloading, bad input."""
+
+import logging
+
+import pytest
+import torch
+from recbole.trainer import Trainer
+
+import recbole_pq
+from recbole_pq.checkpoint import load_checkpoint
+from recbole_pq.errors import ConfigError
+from recbole_pq.pipeline import setup
+from recbole_pq.scoring import SCORERS, make_scorer
+
+
+@pytest.fixture(scope="module")
+def trained(ml1m_slice, fast, tmp_path_factory):
+    """A SASRecJPQ trained for 2 epochs; returns (config, data, model, trainer)."""
+    settings = {**fast, "epochs": 2, "data_path": str(ml1m_slice),
+                "checkpoint_dir": str(tmp_path_factory.mktemp("saved")),
+                "metrics": ["Recall", "MRR", "NDCG", "Hit", "Precision"], "topk": [5, 10]}
+    config, data, model, trainer = setup("SASRecJPQ", "ml-1m", config_dict=settings)
+    trainer.fit(data[0], data[1], saved=True)
+    return config, data, model, trainer
+
+
+def test_run_prints_test_result(ml1m_slice, fast_settings, caplog):
+    result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice)})
+    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    checkpoint = load_checkpoint(result["saved_model_file"])  # weights-only loadable
+    assert checkpoint["config"]["model"] == "SASRecJPQ"
+    assert checkpoint["state_dict"]["items.codes"].dtype == torch.uint8
+
+
+def test_topk_evaluator_equals_stock_evaluator(trained):
+    config, (_, _, test_data), model, trainer = trained
+    reference = None
+    for name in SCORERS:
+        model.scorer = make_scorer(name, chunk_size=100)
+        topk_result = trainer.evaluate(test_data, load_best_model=False)
+        stock_result = Trainer.evaluate(trainer, test_data, load_best_model=False)  # users x items path
+        assert topk_result == stock_result, name
+        reference = reference or topk_result
+        assert topk_result == reference, name  # the same for every scorer
+    assert set(reference) == {f"{m}@{k}" for m in ("recall", "mrr", "ndcg", "hit", "precision") for k in (5, 10)}
+
+
+def test_score_metrics_fall_back_to_stock_path(trained, caplog):
+    config, (_, _, test_data), model, _ = trained
+    config["metrics"] = ["GAUC"]
+    try:
+        with caplog.at_level(logging.INFO):
+            trainer = model.trainer_class(config, model)
+        assert not trainer.uses_topk_path and "need every item's score" in caplog.text
+        assert 0 <= trainer.evaluate(test_data, load_best_model=False)["gauc"] <= 1
+    finally:
+        config["metrics"] = ["Recall", "MRR", "NDCG", "Hit", "Precision"]
+
+
+def test_reloaded_model_gives_identical_topk(trained):
+    config, (train_data, _, test_data), model, trainer = trained
+    trainer._load_model_weights(trainer.saved_model_file)  # the best epoch, as evaluation uses
+    batch = next(iter(test_data))[0]
+    model.eval()
+    with torch.no_grad():
+        expected = model.full_sort_topk(batch, 10)
+    # A model built with other codes: loading the checkpoint must restore the saved codes.
+    config["code_assignment"], config["seed"] = "random", 123
+    try:
+        other = type(model)(config, train_data._dataset)
+    finally:
+        config["code_assignment"], config["seed"] = "svd", 2020
+    assert not torch.equal(other.items.codes, model.items.codes)
+    state = load_checkpoint(trainer.saved_model_file)["state_dict"]
+    other.load_state_dict(state)
+    other.eval()
+    other.scorer = model.scorer  # items with equal codes tie exactly; the same scorer breaks ties alike
+    with torch.no_grad():
+        got = other.full_sort_topk(batch, 10)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"hidden_size": 16, "pq_m": 3}, r"pq_m=3 must divide hidden_size=16; allowed values: \[1, 2, 4, 8, 16\]"),
+    ({"pq_b": 1}, r"pq_b=1 must be an integer in \[2, "),
+    ({"pq_b": 100000}, r"pq_b=100000 must be an integer in \[2, "),
+    ({"code_assignment": "kmeans"}, "code_assignment='kmeans'"),
+    ({"scorer": "fast"}, "scorer='fast'"),
+    ({"loss_type": "MSE"}, "loss_type='MSE'"),
+])
+def test_bad_model_config(ml1m_slice, fast_settings, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        setup("SASRecJPQ", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice), **overrides})
+
+
+def test_k_larger_than_catalogue(trained):
+    _, (_, _, test_data), model, _ = trained
+    with pytest.raises(ConfigError, match="k=100000"):
+        model.full_sort_topk(next(iter(test_data))[0], 100000)
+
+
+def test_memory_is_logged(ml1m_slice, fast_settings, caplog):
+    with caplog.at_level(logging.INFO):
+        setup("SASRecJPQ", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice), "state": "INFO"})
+    assert "item representation: dense" in caplog.text and "compression" in caplog.text
+
+
+@pytest.mark.parametrize("loss_type", ["BPR", "gBCE"])
+def test_sampled_losses_train(ml1m_slice, fast_settings, loss_type):
+    result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={
+        **fast_settings, "data_path": str(ml1m_slice), "loss_type": loss_type, "neg_samples": 16})
+    assert 0 <= result["test_result"]["ndcg@10"] <= 1

@@ -1,0 +1,69 @@
+"""The three scorers return the same top-k as a float64 reference on random models."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recbole_pq.errors import ConfigError
+from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.scoring import SCORERS, make_scorer
+
+
+def _reference_topk(query, layer, k):
+    scores = query.double() @ layer.reconstruct().double().T
+    scores[:, 0] = float("-inf")
+    return scores, torch.topk(scores, k, dim=1)
+
+
+def assert_same_topk(values, ids, reference_scores, ref_values, tol=1e-4):
+    """Same ids as the reference, except where reference scores tie within float error."""
+    torch.testing.assert_close(values.double(), ref_values, rtol=0, atol=tol)
+    got = torch.gather(reference_scores, 1, ids)  # reference score of each returned id
+    torch.testing.assert_close(got, ref_values, rtol=0, atol=tol)
+    assert (ids != 0).all()
+    for row in ids:
+        assert len(set(row.tolist())) == len(row)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 300), m=st.sampled_from([1, 2, 4, 8]), b=st.integers(2, 64),
+       batch=st.integers(1, 6), k_frac=st.floats(0, 1), chunk=st.integers(1, 97), seed=st.integers(0, 10**6))
+def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
+    torch.manual_seed(seed)
+    codes = np.random.default_rng(seed).integers(0, b, size=(n + 1, m))
+    layer = ItemCodeEmbedding(codes, b, 8 * m, init_std=1.0)
+    query = torch.randn(batch, 8 * m)
+    k = 1 + int(k_frac * (n - 1))
+    ref_scores, (ref_values, ref_ids) = _reference_topk(query, layer, k)
+    for name in SCORERS:
+        values, ids = make_scorer(name, chunk_size=chunk).topk(query, layer, k)
+        assert values.shape == ids.shape == (batch, k)
+        assert_same_topk(values, ids, ref_scores, ref_values)
+        full = make_scorer(name, chunk_size=chunk).scores(query, layer)
+        torch.testing.assert_close(full.double()[:, 1:], ref_scores[:, 1:], rtol=0, atol=1e-4)
+
+
+def test_pqtopk_scores_and_topk_rank_identically():
+    torch.manual_seed(0)
+    layer = ItemCodeEmbedding(np.random.default_rng(0).integers(0, 16, size=(1001, 4)), 16, 16, init_std=1.0)
+    query = torch.randn(5, 16)
+    scorer = make_scorer("pqtopk", chunk_size=128)
+    values, ids = scorer.topk(query, layer, 50)
+    full = scorer.scores(query, layer)
+    full[:, 0] = float("-inf")
+    torch.testing.assert_close(torch.gather(full, 1, ids), values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("k", [0, -1, 10])
+def test_k_must_fit_catalogue(k):
+    layer = ItemCodeEmbedding(np.zeros((10, 2), dtype=np.uint8), 4, 8)
+    for name in SCORERS:
+        with pytest.raises(ConfigError, match=f"k={k}"):
+            make_scorer(name).topk(torch.randn(1, 8), layer, k)
+
+
+def test_unknown_scorer():
+    with pytest.raises(ConfigError, match="scorer='faster'"):
+        make_scorer("faster")
