@@ -1,0 +1,118 @@
+"""gBERT4Rec and gBERT4RecJPQ: BERT4Rec trained with sampled negatives and gBCE.
+
+Masked-item prediction over a bidirectional encoder (RecBole's Transformer blocks),
+scored at the masked positions against the positive plus ``neg_samples`` uniform
+negatives with the gBCE loss (Petrov & Macdonald, RecSys'23).  The two classes differ
+only in the item table: dense (N, d) or RecJPQ sub-item ids.
+
+The mask token has id N (one past the last item) and its own learned d-wide input
+embedding, outside the item table: it is never scored, never sampled as a negative,
+and needs no code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recbole_pq.errors import ConfigError
+from recbole_pq.layers.dense_items import DenseItemEmbedding
+from recbole_pq.layers.item_codes import item_code_embedding_from_config
+from recbole_pq.layers.sasrec_encoder import SASRecEncoder
+from recbole_pq.models.base import PQSequentialRecommender
+from recbole_pq.registry import register
+
+
+@register
+class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
+    """BERT4Rec + gBCE with a dense item table (the twin of gBERT4RecJPQ)."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.initializer_range = config["initializer_range"]
+        self.mask_ratio = config["mask_ratio"]
+        if not 0.0 < float(self.mask_ratio) < 1.0:
+            raise ConfigError(f"mask_ratio={self.mask_ratio} must lie in (0, 1).")
+        self.mask_token = self.n_items  # one past the last item id
+        self.items = self.build_item_table(config, dataset)
+        self.mask_embedding = nn.Parameter(torch.randn(config["hidden_size"]) * self.initializer_range)
+        self.encoder = SASRecEncoder(config)
+        self.encoder.apply(self._init_weights)
+        self.log_item_memory()
+
+    def build_item_table(self, config, dataset):
+        if config["scorer"] != "default":
+            raise ConfigError(
+                f"scorer='{config['scorer']}' needs sub-item ids; {type(self).__name__} has a dense "
+                f"item table: use scorer=default (or the model gBERT4RecJPQ).")
+        return DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids, mask token included -> (B, L, d)."""
+        is_mask = item_seq == self.mask_token
+        emb = self.items(item_seq.masked_fill(is_mask, 0))
+        return torch.where(is_mask.unsqueeze(-1), self.mask_embedding, emb)
+
+    def encode(self, item_seq, item_seq_len):
+        return self.encoder(self.embed(item_seq), self.get_attention_mask(item_seq, bidirectional=True))
+
+    def with_mask_appended(self, item_seq, item_seq_len):
+        """Put the mask token after the last item (shifting full rows left by one).
+
+        Returns the new (B, L) sequence and the (B,) mask positions."""
+        max_len = item_seq.shape[1]
+        full = item_seq.shape[1] <= item_seq_len  # rows with no free slot
+        shifted = torch.where(full.unsqueeze(1), torch.roll(item_seq, -1, dims=1), item_seq)
+        position = torch.clamp(item_seq_len, max=max_len - 1)
+        shifted = shifted.scatter(1, position.unsqueeze(1), self.mask_token)
+        return shifted, position
+
+    def forward(self, item_seq, item_seq_len):
+        """(B, L), (B,) -> (B, d): the state at a mask token appended after the history."""
+        masked, position = self.with_mask_appended(item_seq, item_seq_len)
+        return self.gather_indexes(self.encode(masked, item_seq_len), position)
+
+    def full_training_sequence(self, interaction):
+        """The row's training items as one (B, L) sequence + (B,) lengths.
+
+        Both train modes keep the last target apart from ``item_id_list``: append it."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        if self.train_mode == "seq2seq":
+            targets = interaction[self.TARGET_SEQ]
+            last = targets.gather(1, (item_seq_len - 1).unsqueeze(1)).squeeze(1)
+        else:
+            last = interaction[self.POS_ITEM_ID]
+        max_len = item_seq.shape[1]
+        full = item_seq_len >= max_len
+        seq = torch.where(full.unsqueeze(1), torch.roll(item_seq, -1, dims=1), item_seq)
+        seq = seq.scatter(1, torch.clamp(item_seq_len, max=max_len - 1).unsqueeze(1), last.unsqueeze(1))
+        return seq, torch.clamp(item_seq_len + 1, max=max_len)
+
+    def training_positions(self, interaction):
+        """Mask ``mask_ratio`` of the real items (at least one per row: the last) and
+        return the states at the masked positions with the items they hid."""
+        seq, lengths = self.full_training_sequence(interaction)
+        positions = torch.arange(seq.shape[1], device=seq.device).unsqueeze(0)
+        real = positions < lengths.unsqueeze(1)
+        masked = (torch.rand(seq.shape, device=seq.device) < self.mask_ratio) & real
+        no_mask = ~masked.any(dim=1)
+        masked[no_mask, lengths[no_mask] - 1] = True
+        states = self.encode(seq.masked_fill(masked, self.mask_token), lengths)
+        return states[masked], seq[masked]
+
+
+@register
+class gBERT4RecJPQ(gBERT4Rec):  # noqa: N801
+    """gBERT4Rec whose item table (input and output, tied) is RecJPQ sub-item ids."""
+
+    def build_item_table(self, config, dataset):
+        return item_code_embedding_from_config(config, dataset)
