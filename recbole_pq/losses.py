@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from recbole_pq.errors import ConfigError
 
-LOSS_TYPES = ("CE", "BPR", "gBCE")
+LOSS_TYPES = ("CE", "BPR", "BCE", "gBCE")  # BCE: gBCE with beta = 1
 
 
 def sample_negatives(shape, n_items: int, device=None, generator=None) -> torch.Tensor:
@@ -49,7 +49,7 @@ def check_loss_config(loss_type: str, gbce_t: float, neg_samples: int, n_items: 
         raise ConfigError(f"loss_type='{loss_type}' is not supported; use one of {list(LOSS_TYPES)}.")
     if loss_type == "gBCE" and not (0.0 <= float(gbce_t) <= 1.0):
         raise ConfigError(f"gbce_t={gbce_t} must lie in [0, 1].")
-    if loss_type in ("gBCE", "BPR"):
+    if loss_type in ("gBCE", "BCE", "BPR"):
         real_items = n_items - 1
         if not isinstance(neg_samples, int) or not 1 <= neg_samples < real_items:
             raise ConfigError(

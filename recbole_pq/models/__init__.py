@@ -2,5 +2,6 @@
 
 from recbole_pq.models.gbert4rec import gBERT4Rec, gBERT4RecJPQ
 from recbole_pq.models.sasrec_jpq import SASRecJPQ
+from recbole_pq.models.sasrec_lisa import SASRecLISA
 
-__all__ = ["SASRecJPQ", "gBERT4Rec", "gBERT4RecJPQ"]
+__all__ = ["SASRecJPQ", "SASRecLISA", "gBERT4Rec", "gBERT4RecJPQ"]

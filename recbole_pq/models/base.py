@@ -71,11 +71,17 @@ class PQSequentialRecommender(SequentialRecommender):
         neg_logits = query @ self.items(negatives).T
         if self.loss_type == "BPR":
             return bpr_loss(pos_logits, neg_logits)
-        beta = gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)
+        beta = 1.0 if self.loss_type == "BCE" else gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)
         return gbce_loss(pos_logits, neg_logits, beta)
 
     def predict(self, interaction):
-        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        """(R,) scores of (history, item) rows.  RecBole's sampled evaluation repeats each
+        history once per candidate (101 times for uni100): encode each distinct one once."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        unique_seq, inverse = torch.unique(item_seq, dim=0, return_inverse=True)
+        first = torch.zeros(len(unique_seq), dtype=torch.long, device=item_seq.device)
+        first.scatter_(0, inverse, torch.arange(len(inverse), device=item_seq.device))
+        query = self.forward(unique_seq, item_seq_len[first])[inverse]
         return (query * self.items(interaction[self.ITEM_ID])).sum(-1)
 
     def full_sort_predict(self, interaction):

@@ -1,0 +1,107 @@
+"""LightRec-style codebooks: items as sums of B codewords (one per codebook, residual).
+
+Codebook b picks, for the residual r_b of an item vector x, the codeword c maximising
+the bilinear similarity r_b . M_b . c; the next codebook quantises r_b - c.  In
+training the choice is a softmax with temperature ``tau`` and a straight-through
+hard one-hot (forward hard, gradient soft); in evaluation it is hard.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CodebookQuantizer(nn.Module):
+    """B codebooks of W codewords, D wide: ``codebooks`` (B, W, D), ``bilinear`` (B, D, D)."""
+
+    def __init__(self, n_codebooks: int, n_codewords: int, dim: int, tau: float = 1.0, init_std: float = 0.02):
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"temperature tau={tau} must be > 0")
+        self.n_codebooks, self.n_codewords, self.dim, self.tau = n_codebooks, n_codewords, dim, tau
+        self.codebooks = nn.Parameter(torch.randn(n_codebooks, n_codewords, dim) * init_std)
+        self.bilinear = nn.Parameter(torch.eye(dim).repeat(n_codebooks, 1, 1))
+
+    def assign(self, x: torch.Tensor, soft: bool = False):
+        """(..., D) vectors -> (assignments (..., B, W), codes (..., B), quantised (..., D)).
+
+        Assignments are one-hot at evaluation; in training they are straight-through
+        one-hot, or with ``soft`` the softmax probabilities themselves (always)."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"vectors of width {x.shape[-1]} do not match the codebook width D={self.dim}")
+        residual = x
+        assignments, codes, quantised = [], [], torch.zeros_like(x)
+        for b in range(self.n_codebooks):
+            similarity = (residual @ self.bilinear[b]) @ self.codebooks[b].T  # (..., W)
+            code = similarity.argmax(dim=-1)
+            hard = F.one_hot(code, self.n_codewords).to(x.dtype)
+            if soft:
+                assignment = torch.softmax(similarity / self.tau, dim=-1)
+            elif self.training:
+                probs = torch.softmax(similarity / self.tau, dim=-1)
+                assignment = hard + probs - probs.detach()
+            else:
+                assignment = hard
+            chosen = assignment @ self.codebooks[b]
+            quantised = quantised + chosen
+            residual = residual - chosen
+            assignments.append(assignment)
+            codes.append(code)
+        return torch.stack(assignments, dim=-2), torch.stack(codes, dim=-1), quantised
+
+
+class QuantizedItemTable(nn.Module):
+    """Items as learned vectors E (N, D) quantised by a CodebookQuantizer.
+
+    Training: an item's vector is its straight-through composed codewords (gradients
+    reach E, the codebooks and the bilinear maps).  Evaluation: items are stored as
+    hard ``codes`` (N, B) + codebooks only, so the scorers see the same interface as
+    ItemCodeEmbedding and PQTopK costs B lookups and adds per item.  The eval-time
+    codes are derived data, cached and recomputed whenever a weight changed.
+    """
+
+    def __init__(self, n_items: int, quantizer: CodebookQuantizer, init_std: float = 0.02):
+        super().__init__()
+        self.n_items, self.quantizer = n_items, quantizer
+        self.dim, self.m, self.b = quantizer.dim, quantizer.n_codebooks, quantizer.n_codewords
+        self.vectors = nn.Parameter(torch.randn(n_items, quantizer.dim) * init_std)
+        self._cache: dict = {}
+
+    @property
+    def codes(self) -> torch.Tensor:
+        """(N, B) hard codes of every item under the current weights."""
+        key = tuple((id(t), t._version) for t in (self.vectors, self.quantizer.codebooks, self.quantizer.bilinear))
+        if self._cache.get("key") != key:
+            with torch.no_grad():
+                _, codes, _ = self.quantizer.assign(self.vectors.detach())
+            dtype = torch.uint8 if self.b <= 256 else torch.int32
+            self._cache = {"key": key, "codes": codes.to(dtype)}
+        return self._cache["codes"]
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(...,) ids -> (..., D) composed codewords (straight-through in training)."""
+        if self.training:
+            return self.quantizer.assign(self.vectors[item_ids])[2]
+        codes = self.codes[item_ids].long()
+        return self.quantizer.codebooks[torch.arange(self.m, device=codes.device), codes].sum(-2)
+
+    def reconstruct(self) -> torch.Tensor:
+        return self(torch.arange(self.n_items, device=self.vectors.device))
+
+    def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
+        """(Q, D) -> (Q, B, W): query . codeword for every codebook and codeword."""
+        return torch.einsum("qd,cwd->qcw", query, self.quantizer.codebooks)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Serving memory (codes + codebooks) vs a dense float32 table."""
+        dense = self.n_items * self.dim * 4
+        codes = self.n_items * self.m * (1 if self.b <= 256 else 4)
+        tables = self.quantizer.codebooks.numel() * 4
+        return {"dense": dense, "codes": codes, "sub_item_tables": tables, "compressed": codes + tables}
+
+    def __getstate__(self):  # derived data: never pickled
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state

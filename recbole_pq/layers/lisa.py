@@ -1,0 +1,149 @@
+"""LISA: linear-time self-attention over codeword histograms (Wu et al., WWW'21).
+
+Per codebook b (one attention head each), positions are represented only by their
+codeword assignment a_{i,b} (one-hot, or soft probabilities).  With
+Q_b = C_b Wq_b, K_b = C_b Wk_b, V_b = C_b Wv_b (all W x D) and the table
+T_b = Q_b K_b^T / sqrt(D) (W x W), the attention of position i over the positions
+it sees collapses onto the W codewords:
+
+    weights_{i,b} = softmax_w( (a_{i,b} T_b)[w] + log F_{i,b}[w] )     (F = 0 -> weight 0)
+    output_i      = sum_b weights_{i,b} V_b
+
+where F_{i,b} is the codeword histogram of the visible positions: a causal prefix sum
+(optionally with recency decay), or the whole sequence (bidirectional).  Cost is
+O(L B W D) instead of O(L^2 D), and a user's state for online serving is the
+(B, W) histogram.  The softmax is taken over (T_row + log F), never as a raw exp of
+unbounded values, so it stays finite for any length and logit size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+DECAY_CHUNK = 64  # positions per block of the decayed prefix scan
+
+
+def codeword_histogram(assignments: torch.Tensor, causal: bool = True, gamma: float = 1.0) -> torch.Tensor:
+    """(N, L, B, W) assignments (zero at padding) -> (N, L, B, W) histograms F.
+
+    Causal: F_i = sum_{j<=i} gamma^(i-j) a_j; bidirectional: every F_i = sum_j a_j.
+    Decay is a scan over blocks: inside a block the weights gamma^(i-j) with i >= j
+    are <= 1, and a block's carry is multiplied by gamma^(t+1): nothing over- or
+    underflows whatever L is."""
+    if not causal:
+        return assignments.sum(dim=1, keepdim=True).expand_as(assignments)
+    if gamma == 1.0:
+        return assignments.cumsum(dim=1)
+    n, length = assignments.shape[:2]
+    out = torch.empty_like(assignments)
+    carry = torch.zeros_like(assignments[:, 0])
+    for start in range(0, length, DECAY_CHUNK):
+        block = assignments[:, start:start + DECAY_CHUNK]
+        c = block.shape[1]
+        steps = torch.arange(c, device=block.device, dtype=block.dtype)
+        lag = steps.unsqueeze(1) - steps.unsqueeze(0)  # i - j
+        decay = torch.where(lag >= 0, gamma ** lag.clamp(min=0), torch.zeros_like(lag))  # (c, c)
+        within = torch.einsum("ij,njbw->nibw", decay, block)
+        carried = (gamma ** (steps + 1)).view(1, c, 1, 1) * carry.unsqueeze(1)
+        out[:, start:start + c] = within + carried
+        carry = out[:, start + c - 1]
+    return out
+
+
+def histogram_softmax(row_logits: torch.Tensor, histogram: torch.Tensor) -> torch.Tensor:
+    """softmax_w(row + log F) with F = 0 excluded; all-empty histograms give 0 weights."""
+    present = histogram > 0
+    logits = (row_logits + torch.log(histogram.clamp_min(torch.finfo(histogram.dtype).tiny)))
+    logits = logits.masked_fill(~present, float("-inf"))
+    top = logits.amax(dim=-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    weights = torch.exp(logits - top)
+    return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
+
+
+class CodewordHistogramAttention(nn.Module):
+    """One LISA attention layer over a codebook of B x W codewords, D wide.
+
+    ``forward(assignments (N, L, B, W), histograms (N, L, B, W)) -> (N, L, D)``.
+    The (B, W, W) score tables and (B, W, D) values depend on weights only; in eval
+    mode they are cached and recomputed whenever a weight changed (tensor versions
+    are part of the key, so ``load_state_dict`` or an optimiser step invalidate it).
+    """
+
+    def __init__(self, n_codebooks: int, dim: int):
+        super().__init__()
+        self.n_codebooks, self.dim = n_codebooks, dim
+        self.query = nn.Parameter(torch.empty(n_codebooks, dim, dim))
+        self.key = nn.Parameter(torch.empty(n_codebooks, dim, dim))
+        self.value = nn.Parameter(torch.empty(n_codebooks, dim, dim))
+        for weight in (self.query, self.key, self.value):
+            nn.init.normal_(weight, std=1 / math.sqrt(dim))
+        self._cache: dict = {}
+
+    def tables(self, codebooks: torch.Tensor):
+        """(B, W, D) codewords -> score tables (B, W, W) and values (B, W, D)."""
+        if self.training or torch.is_grad_enabled():
+            return self._compute_tables(codebooks)
+        key = tuple((id(t), t._version) for t in (codebooks, self.query, self.key, self.value))
+        if self._cache.get("key") != key:
+            self._cache = {"key": key, "tables": self._compute_tables(codebooks)}
+        return self._cache["tables"]
+
+    def _compute_tables(self, codebooks):
+        q = torch.einsum("bwd,bde->bwe", codebooks, self.query)
+        k = torch.einsum("bwd,bde->bwe", codebooks, self.key)
+        v = torch.einsum("bwd,bde->bwe", codebooks, self.value)
+        return q @ k.transpose(1, 2) / math.sqrt(self.dim), v
+
+    def forward(self, assignments, histograms, codebooks):
+        scores, values = self.tables(codebooks)
+        rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
+        weights = histogram_softmax(rows, histograms)
+        return torch.einsum("nlbw,bwd->nld", weights, values)
+
+    def __getstate__(self):  # the cache is derived data: never pickled
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+
+class LISAEncoder(nn.Module):
+    """SASRec's layout with LISA attention: positions + LayerNorm + dropout, then per
+    layer LISA attention -> dense -> dropout -> residual LayerNorm -> RecBole's FeedForward.
+
+    Attention reads only codeword assignments and histograms, so a position's output
+    is a function of its input vector, its assignment and its histogram -- which is
+    what makes the constant-time online step possible.  Positions beyond the table
+    are clamped to the last one (sequences longer than MAX_ITEM_LIST_LENGTH, online).
+    """
+
+    def __init__(self, config, n_codebooks: int):
+        super().__init__()
+        from recbole.model.layers import FeedForward
+
+        dim, eps, dropout = config["hidden_size"], config["layer_norm_eps"], config["hidden_dropout_prob"]
+        self.max_len = config["MAX_ITEM_LIST_LENGTH"]
+        self.position_embedding = nn.Embedding(self.max_len, dim)
+        self.LayerNorm = nn.LayerNorm(dim, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.attention = nn.ModuleList(CodewordHistogramAttention(n_codebooks, dim) for _ in range(config["n_layers"]))
+        self.attention_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(config["n_layers"]))
+        self.attention_norm = nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(config["n_layers"]))
+        self.feed_forward = nn.ModuleList(
+            FeedForward(dim, config["inner_size"], dropout, config["hidden_act"], eps) for _ in range(config["n_layers"]))
+
+    def positions(self, length: int, device) -> torch.Tensor:
+        return torch.arange(length, device=device).clamp(max=self.max_len - 1)
+
+    def forward(self, item_emb, assignments, histograms, codebooks, positions=None):
+        """(N, L, D), (N, L, B, W) x2, (B, W, D)[, (L,) positions] -> (N, L, D)."""
+        if positions is None:
+            positions = self.positions(item_emb.shape[1], item_emb.device)
+        hidden = self.dropout(self.LayerNorm(item_emb + self.position_embedding(positions)))
+        for attention, out, norm, ffn in zip(self.attention, self.attention_out, self.attention_norm, self.feed_forward):
+            attended = self.dropout(out(attention(assignments, histograms, codebooks)))
+            hidden = ffn(norm(hidden + attended))
+        return hidden

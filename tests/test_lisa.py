@@ -1,0 +1,213 @@
+"""LISA: the linear histogram path against quadratic references, numerics, online mode."""
+
+import math
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recbole_pq
+from recbole_pq.errors import ConfigError
+from recbole_pq.layers.codebooks import CodebookQuantizer
+from recbole_pq.layers.lisa import CodewordHistogramAttention, codeword_histogram, histogram_softmax
+from recbole_pq.pipeline import setup
+
+
+def _visibility(lengths, L, causal):
+    j = torch.arange(L)
+    real = j.unsqueeze(0) < lengths.unsqueeze(1)  # (N, L)
+    visible = real.unsqueeze(1).expand(-1, L, -1)
+    if causal:
+        visible = visible & (j.unsqueeze(1) >= j.unsqueeze(0))
+    return visible  # (N, i, j)
+
+
+def quadratic_hard(assignments, codebooks, attention, visible):
+    """Eq. 6 with one head per codebook: full L x L softmax attention over composed codewords."""
+    D = codebooks.shape[-1]
+    out = 0
+    for b in range(codebooks.shape[0]):
+        e = assignments[:, :, b] @ codebooks[b]  # (N, L, D) each position's codeword
+        q, k, v = e @ attention.query[b], e @ attention.key[b], e @ attention.value[b]
+        logits = (q @ k.transpose(1, 2)) / math.sqrt(D)
+        out = out + torch.softmax(logits.masked_fill(~visible, float("-inf")), dim=-1) @ v
+    return out
+
+
+def quadratic_mixture(assignments, codebooks, attention, visible):
+    """Each key position is the mixture sum_w a_j[w] of codewords (soft assignments)."""
+    scores, values = attention._compute_tables(codebooks)
+    out = 0
+    for b in range(codebooks.shape[0]):
+        row = torch.exp(assignments[:, :, b] @ scores[b])  # (N, L, W)
+        contrib = torch.einsum("niw,njw->nijw", row, assignments[:, :, b]) * visible.unsqueeze(-1)
+        out = out + torch.einsum("nijw,wd->nid", contrib / contrib.sum(dim=(2, 3), keepdim=True), values[b])
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(L=st.integers(1, 12), B=st.integers(1, 3), W=st.integers(2, 6), D=st.sampled_from([2, 4, 8]),
+       causal=st.booleans(), soft=st.booleans(), seed=st.integers(0, 10**6))
+def test_linear_path_equals_quadratic_reference(L, B, W, D, causal, soft, seed):
+    torch.manual_seed(seed)
+    N = 3
+    codebooks = torch.randn(B, W, D, dtype=torch.float64)
+    attention = CodewordHistogramAttention(B, D).double()
+    lengths = torch.randint(1, L + 1, (N,))
+    if soft:
+        assignments = torch.softmax(torch.randn(N, L, B, W, dtype=torch.float64) * 2, dim=-1)
+    else:
+        assignments = F.one_hot(torch.randint(0, W, (N, L, B)), W).double()
+    real = (torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)).double()
+    assignments = assignments * real[..., None, None]
+    visible = _visibility(lengths, L, causal)
+    linear = attention(assignments, codeword_histogram(assignments, causal=causal), codebooks)
+    reference = quadratic_mixture(assignments, codebooks, attention, visible)
+    mask = real.bool()  # padding rows are never read
+    torch.testing.assert_close(linear[mask], reference[mask], rtol=1e-9, atol=1e-9)
+    if not soft:
+        torch.testing.assert_close(linear[mask], quadratic_hard(assignments, codebooks, attention, visible)[mask],
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_decayed_histogram_equals_direct_sum():
+    torch.manual_seed(0)
+    a = torch.rand(2, 150, 2, 3, dtype=torch.float64)  # 150 > one scan block
+    gamma = 0.9
+    lag = torch.arange(150).unsqueeze(1) - torch.arange(150).unsqueeze(0)
+    weights = torch.where(lag >= 0, gamma ** lag.clamp(min=0).double(), torch.zeros(1, dtype=torch.float64))
+    torch.testing.assert_close(codeword_histogram(a, gamma=gamma), torch.einsum("ij,njbw->nibw", weights, a))
+
+
+def test_finite_at_64k_positions_and_huge_logits():
+    torch.manual_seed(0)
+    L, B, W, D = 65536, 2, 4, 8
+    attention = CodewordHistogramAttention(B, D)
+    with torch.no_grad():
+        attention.query.mul_(1e3)  # logits of order 1e5: a raw exp would overflow
+        codebooks = torch.randn(B, W, D) * 10
+        assignments = F.one_hot(torch.randint(0, W, (1, L, B)), W).float()
+        for gamma in (1.0, 0.999):
+            out = attention(assignments, codeword_histogram(assignments, gamma=gamma), codebooks)
+            assert torch.isfinite(out).all()
+
+
+def test_empty_histogram_gives_zero_weights_not_nan():
+    weights = histogram_softmax(torch.tensor([[1e30, -1e30, 0.0]]), torch.zeros(1, 3))
+    assert torch.equal(weights, torch.zeros(1, 3))
+
+
+def test_soft_histograms_sum_to_position_counts():
+    quantizer = CodebookQuantizer(3, 5, 8)
+    assignments = quantizer.assign(torch.randn(2, 7, 8), soft=True)[0]
+    counts = codeword_histogram(assignments).sum(-1)  # (N, L, B)
+    expected = torch.arange(1, 8, dtype=torch.float32).view(1, 7, 1).expand(2, 7, 3)
+    torch.testing.assert_close(counts, expected)
+
+
+def test_codes_hard_at_eval_straight_through_in_training():
+    quantizer = CodebookQuantizer(2, 6, 4)
+    x = torch.randn(10, 4, requires_grad=True)
+    quantizer.eval()
+    hard = quantizer.assign(x)[0]
+    assert set(hard.unique().tolist()) <= {0.0, 1.0} and torch.all(hard.sum(-1) == 1)
+    quantizer.train()
+    st_assign, _, quantised = quantizer.assign(x)
+    torch.testing.assert_close(st_assign, hard)  # forward value is the hard choice ...
+    quantised.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # ... gradient flows through the softmax
+
+
+def test_codebook_width_must_match():
+    with pytest.raises(ValueError, match="width 6 do not match the codebook width D=4"):
+        CodebookQuantizer(2, 3, 4).assign(torch.randn(5, 6))
+
+
+@pytest.fixture(scope="module", params=["base", "soft", "mini"])
+def lisa(request, ml1m_slice, fast, tmp_path_factory):
+    settings = {**fast, "data_path": str(ml1m_slice), "checkpoint_dir": str(tmp_path_factory.mktemp("saved")),
+                "lisa_variant": request.param, "lisa_B": 4, "lisa_W": 16, "lisa_seq_B": 2, "lisa_seq_W": 8,
+                "MAX_ITEM_LIST_LENGTH": 10, "lisa_decay": 0.05,
+                "scorer": "default" if request.param == "soft" else "pqtopk"}
+    config, data, model, trainer = setup("SASRecLISA", "ml-1m", config_dict=settings)
+    trainer.fit(data[0], data[1], saved=True)
+    model.eval()
+    return config, data, model, trainer
+
+
+def test_online_step_equals_recomputation(lisa):
+    config, _, model, _ = lisa
+    torch.manual_seed(1)
+    history = torch.randint(1, model.n_items, (25,))  # longer than MAX_ITEM_LIST_LENGTH = 10
+    state = model.init_state(history[:3])
+    for t in range(3, 25):
+        state, (values, ids) = model.step(state, int(history[t]))
+        with torch.no_grad():
+            full = model.encode(history[: t + 1].unsqueeze(0), torch.tensor([t + 1]))[:, -1]
+            expected = model.scorer.topk(full, model.items, 10)
+        torch.testing.assert_close(model.state_output(state), full, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(values, expected[0], rtol=1e-5, atol=1e-5)
+    assert state.histogram.shape == (model.encoder.attention[0].n_codebooks, model.seq_quantizer.n_codewords)
+
+
+def test_positions_beyond_the_table_are_clamped(lisa):
+    _, _, model, _ = lisa
+    L = model.encoder.max_len
+    assert model.encoder.positions(L + 5, "cpu").tolist() == list(range(L)) + [L - 1] * 5
+
+
+def test_tables_not_stale_after_load_state_dict(lisa):
+    config, (train, _, test), model, _ = lisa
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        before = model.full_sort_predict(batch)  # fills the eval caches
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
+        changed = {k: (v + 0.05 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in saved.items()}
+        model.load_state_dict(changed)
+        after = model.full_sort_predict(batch)
+        fresh = type(model)(config, train._dataset)
+        fresh.load_state_dict(changed)
+        fresh.eval()
+        torch.testing.assert_close(after, fresh.full_sort_predict(batch))
+        assert not torch.allclose(before, after)
+        model.load_state_dict(saved)
+        torch.testing.assert_close(model.full_sort_predict(batch), before)
+
+
+def test_caches_never_pickled(lisa):
+    _, (_, _, test), model, _ = lisa
+    with torch.no_grad():
+        model.full_sort_predict(next(iter(test))[0])
+    clone = pickle.loads(pickle.dumps(model))
+    assert all(getattr(m, "_cache", {}) == {} for m in clone.modules())
+
+
+def test_evaluator_metrics_equal_stock_path(lisa):
+    from recbole.trainer import Trainer
+
+    _, (_, _, test), _, trainer = lisa
+    assert trainer.evaluate(test, load_best_model=False) == Trainer.evaluate(trainer, test, load_best_model=False)
+
+
+@pytest.mark.parametrize("variant", ["base", "soft", "mini"])
+def test_variants_run_with_uni100_protocol(ml1m_slice, fast_settings, variant):
+    result = recbole_pq.run("SASRecLISA", "ml-1m", config_file_list=["properties/protocol/uni100.yaml"],
+                            config_dict={**fast_settings, "data_path": str(ml1m_slice), "lisa_variant": variant,
+                                         "lisa_W": 16, "lisa_seq_W": 8, "loss_type": "BCE", "neg_samples": 16,
+                                         "scorer": "default" if variant == "soft" else "pqtopk"})
+    assert set(result["test_result"]) == {"hit@5", "hit@10", "ndcg@5", "ndcg@10"}
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"lisa_variant": "tiny"}, "lisa_variant='tiny'"),
+    ({"lisa_W": 65536, "lisa_B": 64}, r"LISA histograms need about .* GiB .*B=64 x W=65536"),
+    ({"lisa_variant": "soft", "scorer": "pqtopk"}, "lisa_variant=soft scores full item embeddings"),
+    ({"lisa_decay": -1.0}, "lisa_decay=-1.0"),
+    ({"lisa_W": 1}, "lisa_B/lisa_W=8/1"),
+])
+def test_bad_lisa_config(ml1m_slice, fast_settings, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        setup("SASRecLISA", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice), **overrides})
