@@ -10,7 +10,7 @@ PIP = $(PYTHON) -m pip
 install:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q --no-deps recbole==1.2.1
-	$(PIP) install -q -e ".[test,tune]"
+	$(PIP) install -q -e ".[test,tune,fast]"
 
 run: install
 	$(PYTHON) run_recbole_pq.py

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.item_codes import ItemCodeEmbedding
 
@@ -77,12 +78,23 @@ def pq_chunk_scores(sub_scores: torch.Tensor, codes: torch.Tensor) -> torch.Tens
 
 
 class PQTopKScorer(Scorer):
+    """PQTopK.  ``backend``: ``numba`` (fused one-pass kernel, see pq_kernels), ``torch``
+    (chunked tensor code, always available) or ``auto`` (numba when installed and the
+    tensors are on the CPU)."""
+
     name = "pqtopk"
 
-    def __init__(self, chunk_size: int = 16384):
+    def __init__(self, chunk_size: int = 16384, backend: str = "auto"):
         if chunk_size < 1:
             raise ConfigError(f"pq_chunk_size={chunk_size} must be >= 1.")
-        self.chunk_size = chunk_size
+        if backend not in PQ_BACKENDS:
+            raise ConfigError(f"pq_backend='{backend}' is not supported; use one of {list(PQ_BACKENDS)}.")
+        if backend == "numba" and not pq_kernels.available():
+            raise ConfigError("pq_backend='numba' needs numba: pip install -e '.[fast]' (or use pq_backend=auto).")
+        self.chunk_size, self.backend = chunk_size, backend
+
+    def _use_fused(self, query) -> bool:
+        return self.backend != "torch" and pq_kernels.available() and query.device.type == "cpu"
 
     def scores(self, query, items):
         sub_scores = items.sub_item_scores(query)
@@ -93,6 +105,9 @@ class PQTopKScorer(Scorer):
     def topk(self, query, items, k):
         check_k(k, items.n_items)
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
+        if self._use_fused(query):
+            values, ids = pq_kernels.fused_topk(sub_scores.detach().numpy(), items.codes.numpy(), k)
+            return torch.from_numpy(values), torch.from_numpy(ids)
         best_values = best_ids = None
         for start in range(0, items.n_items, self.chunk_size):
             chunk = pq_chunk_scores(sub_scores, items.codes[start:start + self.chunk_size])
@@ -109,14 +124,15 @@ class PQTopKScorer(Scorer):
 
 
 SCORERS = ("default", "recjpq", "pqtopk")
+PQ_BACKENDS = ("auto", "numba", "torch")
 
 
-def make_scorer(name: str, chunk_size: int = 16384) -> Scorer:
+def make_scorer(name: str, chunk_size: int = 16384, backend: str = "auto") -> Scorer:
     """The scorer called ``name`` (config key ``scorer``)."""
     if name == "default":
         return DefaultScorer()
     if name == "recjpq":
         return RecJPQScorer()
     if name == "pqtopk":
-        return PQTopKScorer(chunk_size)
+        return PQTopKScorer(chunk_size, backend)
     raise ConfigError(f"scorer='{name}' is not supported; use one of {list(SCORERS)}.")

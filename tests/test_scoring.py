@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.item_codes import ItemCodeEmbedding
 from recbole_pq.scoring import SCORERS, make_scorer
@@ -37,12 +38,33 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
     query = torch.randn(batch, 8 * m)
     k = 1 + int(k_frac * (n - 1))
     ref_scores, (ref_values, ref_ids) = _reference_topk(query, layer, k)
-    for name in SCORERS:
-        values, ids = make_scorer(name, chunk_size=chunk).topk(query, layer, k)
+    variants = [(name, "auto") for name in SCORERS] + [("pqtopk", "torch")]
+    if pq_kernels.available():
+        variants.append(("pqtopk", "numba"))
+    for name, backend in variants:
+        values, ids = make_scorer(name, chunk_size=chunk, backend=backend).topk(query, layer, k)
         assert values.shape == ids.shape == (batch, k)
         assert_same_topk(values, ids, ref_scores, ref_values)
         full = make_scorer(name, chunk_size=chunk).scores(query, layer)
         torch.testing.assert_close(full.double()[:, 1:], ref_scores[:, 1:], rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 20000), batch=st.integers(1, 9), k=st.integers(1, 60), seed=st.integers(0, 10**6))
+def test_fused_kernel_values_identical_to_torch_pqtopk(n, batch, k, seed):
+    """Same float32 additions in the same order: identical top-k values, over many blocks."""
+    k = min(k, n - 1) if n > 1 else 1
+    rng = np.random.default_rng(seed)
+    layer = ItemCodeEmbedding(rng.integers(0, 256, size=(n, 8)), 256, 32, init_std=1.0)
+    query = torch.randn(batch, 32)
+    with torch.no_grad():
+        fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
+        reference = make_scorer("pqtopk", backend="torch", chunk_size=777).topk(query, layer, k)
+    torch.testing.assert_close(fused[0], reference[0], rtol=0, atol=0)
+    full = make_scorer("pqtopk").scores(query, layer)
+    torch.testing.assert_close(torch.gather(full, 1, fused[1]), fused[0], rtol=0, atol=0)
+    assert (fused[1] != 0).all()
 
 
 def test_pqtopk_scores_and_topk_rank_identically():
@@ -64,6 +86,8 @@ def test_k_must_fit_catalogue(k):
             make_scorer(name).topk(torch.randn(1, 8), layer, k)
 
 
-def test_unknown_scorer():
+def test_unknown_scorer_and_backend():
     with pytest.raises(ConfigError, match="scorer='faster'"):
         make_scorer("faster")
+    with pytest.raises(ConfigError, match="pq_backend='gpu'"):
+        make_scorer("pqtopk", backend="gpu")

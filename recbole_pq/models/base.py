@@ -34,7 +34,7 @@ class PQSequentialRecommender(SequentialRecommender):
         check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)
         self.train_mode = config["train_mode"]
         self.TARGET_SEQ = target_list_field(config)
-        self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"])
+        self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
 
     # -- to implement -------------------------------------------------------------
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:

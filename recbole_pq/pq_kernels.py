@@ -1,0 +1,173 @@
+"""Fused PQTopK on the CPU (numba): one pass over the codes, m lookups and adds per item,
+and a running top-k, in parallel over item ranges -- also for a single user.
+
+A batch of users shares each pass: the codes of a block of items are read once from
+memory and scanned for every user while they sit in cache.  Scores use the same
+float32 additions, in the same split order, as the torch scorers, so the top-k values
+are identical to theirs.
+
+``available()`` tells whether numba is installed; without it the torch path is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba
+    from numba import njit, prange
+except ImportError:  # the `fast` extra is optional
+    numba = None
+
+BLOCK = 2048  # items per block: 2048 x m codes stay in L1/L2 while every user scans them
+
+
+def available() -> bool:
+    return numba is not None
+
+
+if numba is not None:
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _scan(sub_scores, codes, k, skip_padding, n_parts):
+        n_queries, m, _ = sub_scores.shape
+        n_items = codes.shape[0]
+        part = (n_items + n_parts - 1) // n_parts
+        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
+        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        for p in prange(n_parts):
+            start = p * part
+            end = min(n_items, start + part)
+            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+            slot = np.zeros(n_queries, dtype=np.int64)  # position of the current minimum
+            for block_start in range(start, end, BLOCK):
+                block_end = min(end, block_start + BLOCK)
+                for q in range(n_queries):
+                    table = sub_scores[q]
+                    t = threshold[q]
+                    for i in range(block_start, block_end):
+                        s = table[0, codes[i, 0]]
+                        for j in range(1, m):
+                            s += table[j, codes[i, j]]
+                        if s > t and not (skip_padding and i == 0):
+                            row_v = values[p, q]
+                            row_v[slot[q]] = s
+                            ids[p, q, slot[q]] = i
+                            low = 0
+                            for c in range(1, k):
+                                if row_v[c] < row_v[low]:
+                                    low = c
+                            slot[q] = low
+                            t = row_v[low]
+                    threshold[q] = t
+        return values, ids
+
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _scan_users_inner(tables, codes, k, skip_padding, n_parts):
+        """Many users: tables laid out (m, b, Q) so that, per item, each split adds one
+        contiguous row of Q scores (a SIMD add across users); the item's codes are read
+        once for the whole batch."""
+        m, _, n_queries = tables.shape
+        n_items = codes.shape[0]
+        part = (n_items + n_parts - 1) // n_parts
+        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
+        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        for p in prange(n_parts):
+            start = p * part
+            end = min(n_items, start + part)
+            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+            slot = np.zeros(n_queries, dtype=np.int64)
+            acc = np.empty(n_queries, dtype=np.float32)
+            for i in range(start, end):
+                if skip_padding and i == 0:
+                    continue
+                row = tables[0, codes[i, 0]]
+                for q in range(n_queries):
+                    acc[q] = row[q]
+                for j in range(1, m):
+                    row = tables[j, codes[i, j]]
+                    for q in range(n_queries):
+                        acc[q] += row[q]
+                for q in range(n_queries):
+                    if acc[q] > threshold[q]:
+                        row_v = values[p, q]
+                        row_v[slot[q]] = acc[q]
+                        ids[p, q, slot[q]] = i
+                        low = 0
+                        for c in range(1, k):
+                            if row_v[c] < row_v[low]:
+                                low = c
+                        slot[q] = low
+                        threshold[q] = row_v[low]
+        return values, ids
+
+
+    @njit(inline="always")
+    def _sum8(t, c):
+        """Sum of 8 lookups in a flat (8 * 256,) table for codes packed in a uint64,
+        split 0 in the lowest byte (a little-endian view of a (N, 8) uint8 row);
+        added in split order, as the torch scorers add."""
+        return (t[c & 255] + t[256 + ((c >> 8) & 255)] + t[512 + ((c >> 16) & 255)]
+                + t[768 + ((c >> 24) & 255)] + t[1024 + ((c >> 32) & 255)] + t[1280 + ((c >> 40) & 255)]
+                + t[1536 + ((c >> 48) & 255)] + t[1792 + (c >> 56)])
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _scan_packed8(flat_tables, packed, k, skip_padding, n_parts):
+        """m = 8, b <= 256: one 8-byte load per item instead of eight 1-byte loads."""
+        n_queries = flat_tables.shape[0]
+        n_items = packed.shape[0]
+        part = (n_items + n_parts - 1) // n_parts
+        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
+        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        for p in prange(n_parts):
+            start = p * part
+            end = min(n_items, start + part)
+            for q in range(n_queries):
+                table = flat_tables[q]
+                row_v = values[p, q]
+                t = np.float32(-np.inf)
+                slot = 0
+                for i in range(start, end):
+                    s = _sum8(table, packed[i])
+                    if s > t and not (skip_padding and i == 0):
+                        row_v[slot] = s
+                        ids[p, q, slot] = i
+                        low = 0
+                        for c in range(1, k):
+                            if row_v[c] < row_v[low]:
+                                low = c
+                        slot = low
+                        t = row_v[low]
+        return values, ids
+
+
+# From this many users on, the users-inner layout wins (measured by benchmarks/scoring.py).
+USERS_INNER_FROM = 8
+
+
+def _packed8(codes: np.ndarray):
+    """A (N,) uint64 view of (N, 8) uint8 codes, or None when the layout does not allow it."""
+    if codes.ndim == 2 and codes.shape[1] == 8 and codes.dtype == np.uint8 and codes.flags.c_contiguous \
+            and np.little_endian:
+        return codes.view(np.uint64).reshape(-1)
+    return None
+
+
+def fused_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, skip_padding: bool = True):
+    """(Q, m, b) float32 sub-item scores, (N, m) integer codes -> (values, ids) (Q, k), best first."""
+    sub_scores = np.ascontiguousarray(sub_scores, dtype=np.float32)
+    n_parts = max(1, numba.get_num_threads() * 4)  # a few ranges per thread balance the load
+    n_parts = min(n_parts, max(1, codes.shape[0] // BLOCK))
+    packed = _packed8(codes) if sub_scores.shape[2] == 256 else None
+    if sub_scores.shape[0] >= USERS_INNER_FROM:
+        tables = np.ascontiguousarray(sub_scores.transpose(1, 2, 0))
+        values, ids = _scan_users_inner(tables, codes, k, skip_padding, n_parts)
+    elif packed is not None:
+        values, ids = _scan_packed8(sub_scores.reshape(sub_scores.shape[0], -1), packed, k, skip_padding, n_parts)
+    else:
+        values, ids = _scan(sub_scores, codes, k, skip_padding, n_parts)
+    values = values.transpose(1, 0, 2).reshape(sub_scores.shape[0], -1)
+    ids = ids.transpose(1, 0, 2).reshape(sub_scores.shape[0], -1)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
