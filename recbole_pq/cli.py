@@ -25,6 +25,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"data set name (default {DEFAULT_DATASET})")
     parser.add_argument("--config_files", nargs="+", default=None,
                         help="YAML files, later ones win (a single space-separated string also works)")
+    parser.add_argument("--tune", metavar="TUNE_YAML", help="run a Ray Tune sweep described by this file")
+    parser.add_argument("--resume", action="store_true", help="with --tune: continue a killed sweep")
+    parser.add_argument("--ray-address", help="with --tune: an existing Ray cluster (auto or HOST:PORT)")
+    parser.add_argument("--tune-dir", help="with --tune: where sweeps are kept (default ./ray_results)")
     args, rest = parser.parse_known_args(argv)
     if args.config_files:
         args.config_files = [f for item in args.config_files for f in item.split()]
@@ -51,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     from recbole_pq.errors import USER_ERRORS
     from recbole_pq.pipeline import run
 
+    if (args.resume or args.ray_address or args.tune_dir) and not args.tune:
+        print("error: --resume, --ray-address and --tune-dir go with --tune", file=sys.stderr)
+        return 2
     try:
-        run(model=args.model, dataset=args.dataset, config_file_list=args.config_files, config_dict=settings)
+        if args.tune:
+            from recbole_pq.tuning import sweep
+
+            sweep(args.model, args.dataset, args.tune, args.config_files, settings, resume=args.resume,
+                  ray_address=args.ray_address, tune_dir=args.tune_dir)
+        else:
+            run(model=args.model, dataset=args.dataset, config_file_list=args.config_files, config_dict=settings)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

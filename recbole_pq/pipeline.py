@@ -8,10 +8,12 @@ properties/dataset/<dataset>.yaml -> config_file_list -> config_dict (the CLI's
 
 from __future__ import annotations
 
+import difflib
 import sys
 from logging import getLogger
 from pathlib import Path
 
+import yaml
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_logger, init_seed, set_color
@@ -42,13 +44,40 @@ def layered_config_files(model_name: str, dataset: str, config_file_list=None) -
     return layered
 
 
+def known_config_keys(config: Config, property_files: list[str]) -> set[str]:
+    """Keys RecBole or our property files define for this model and data set."""
+    from recbole.utils import argument_list
+
+    keys = set(config.internal_config_dict)
+    for group in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
+        keys.update(getattr(argument_list, group))
+    for path in property_files:
+        keys.update(yaml.safe_load(Path(path).read_text()) or {})
+    return keys | {"model", "dataset", "config_files"}
+
+
+def check_user_keys(config: Config, property_files: list[str]) -> None:
+    """A user key that is not known but close to a known one is a typo: fail naming both.
+    Unknown keys with no close match may be a custom model's: they are logged."""
+    known = known_config_keys(config, property_files)
+    user_keys = set(config.file_config_dict) | set(config.variable_config_dict)
+    for key in sorted(user_keys - known):
+        close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.8)
+        if close:
+            raise ConfigError(f"Unknown config key '{key}' for {config['model']}. Did you mean {', '.join(close)}?")
+        getLogger().warning("config key '%s' is not a RecBole or recbole-pq key of %s; passed on as given.",
+                            key, config["model"])
+
+
 def build_config(model: str, dataset: str, config_file_list=None, config_dict=None) -> Config:
     """RecBole Config with the plugin's layers; checks the plugin-level keys."""
     model_class = get_model_class(model)
-    files = layered_config_files(model_class.__name__, dataset, config_file_list)
+    property_files = layered_config_files(model_class.__name__, dataset)
+    files = property_files + layered_config_files(model_class.__name__, dataset, config_file_list)[len(property_files):]
     with compat.isolated_argv():
         config = Config(model=model_class, dataset=dataset, config_file_list=files,
                         config_dict=dict(config_dict or {}))
+    check_user_keys(config, property_files)
     if dataset != "ml-100k":  # RecBole always reads ml-100k from its wheel
         config["data_path"] = resolve_data_path(config["data_path"])
     _check_train_mode(config, model_class)

@@ -171,3 +171,32 @@ def fused_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, skip_padding: 
     ids = ids.transpose(1, 0, 2).reshape(sub_scores.shape[0], -1)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
+
+
+if numba is not None:
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _xor_reduce(words, n_parts):
+        part = (words.shape[0] + n_parts - 1) // n_parts
+        acc = np.zeros(n_parts, dtype=np.uint64)
+        for p in prange(n_parts):
+            x = np.uint64(0)
+            for i in range(p * part, min(words.shape[0], (p + 1) * part)):
+                x ^= words[i]
+            acc[p] = x
+        return acc
+
+
+def read_bandwidth_gbs(n_bytes: int = 2 << 30, repeats: int = 5) -> float:
+    """Measured ceiling: GB/s of one parallel pass that only reads (XOR-reduces) memory."""
+    import time
+
+    words = np.ones(n_bytes // 8, dtype=np.uint64)
+    n_parts = numba.get_num_threads() * 4
+    _xor_reduce(words, n_parts)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _xor_reduce(words, n_parts)
+        best = min(best, time.perf_counter() - start)
+    return words.nbytes / best / 1e9

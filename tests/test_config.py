@@ -74,3 +74,23 @@ def test_bad_train_mode():
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="nope.yaml"):
         build_config("SASRecJPQ", "ml-100k", config_file_list=["nope.yaml"])
+
+
+@pytest.mark.parametrize("model,key,suggestion", [
+    ("SASRecJPQ", "pq_mm", "pq_m"), ("SASRecJPQ", "epoch", "epochs"),
+    ("SASRecLISA", "lisa_varaint", "lisa_variant"), ("gBERT4RecJPQ", "gbce_tt", "gbce_t"),
+])
+def test_misspelt_key_fails_with_suggestion(model, key, suggestion):
+    with pytest.raises(ConfigError, match=f"Unknown config key '{key}' for {model}. Did you mean {suggestion}"):
+        build_config(model, "ml-100k", config_dict={key: 1})
+
+
+def test_misspelt_key_in_a_config_file_fails_too(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("learning_rte: 0.01\n")
+    with pytest.raises(ConfigError, match="'learning_rte'.*learning_rate"):
+        build_config("SASRecJPQ", "ml-100k", config_file_list=[str(path)])
+
+
+def test_custom_key_is_passed_on(caplog):
+    assert build_config("SASRecJPQ", "ml-100k", config_dict={"my_experiment_tag": "x"})["my_experiment_tag"] == "x"

@@ -1,0 +1,259 @@
+"""PQTopK scaling benchmark: ms per user vs catalogue size (the PQTopK paper's experiment).
+
+    python benchmarks/scoring.py            # N = 1e4 .. 1e9, d = 64 and 512, batch 1 and 64
+    python benchmarks/scoring.py --quick    # under 2 minutes: N <= 1e6, batch 1
+    python benchmarks/scoring.py --json PATH --max-n 1e8
+
+Synthetic, seeded codes (m = 8, b = 256, uint8) and random sub-item tables.  Each
+catalogue size runs in a fresh process (so peak RSS is per size); every method is
+warmed up once, then timed >= 5 times (median).  A method that cannot fit in the
+memory budget is recorded with ms_per_user = null and a note, not run.
+Writes docs/benchmarks/scoring.json and docs/benchmarks/scoring.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+M, B, K = 8, 256, 10
+SEED = 0
+# PQTopK paper, Table 1 (Ryzen 5950X, 16 cores, d = 512, m = 8, one user): ms per user.
+PAPER_MS = {
+    "default": {1e6: 111.6, 1e7: 1112.0},
+    "recjpq": {1e6: 20.5, 1e7: 253.0, 1e8: 2516.0, 1e9: 24319.0},
+    "pqtopk": {1e6: 9.0, 1e7: 147.0, 1e8: 1408.0, 1e9: 13573.0},
+}
+METHODS = ("pqtopk_fused", "faiss", "pqtopk_torch", "recjpq", "default")
+SLOW_SECONDS = 10.0  # a warm-up slower than this is timed once more only
+CALL_CAP_SECONDS = 60.0  # skip a method at N when 10x its time at N/10 would exceed this per call
+
+
+def generate_codes(n_items: int, seed: int = SEED):
+    import numpy as np
+
+    codes = np.empty((n_items, M), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    step = 10_000_000
+    for start in range(0, n_items, step):
+        end = min(n_items, start + step)
+        codes[start:end] = rng.integers(0, B, size=(end - start, M), dtype=np.uint8)
+    return codes
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fits(method: str, n: int, dim: int, batch: int, budget: float) -> str | None:
+    """None if the method fits in ``budget`` bytes, else why not."""
+    need = {"default": n * dim * 4 + 2 * batch * n * 4, "recjpq": 2 * batch * n * 4,
+            "faiss": n * M}.get(method, 0)
+    if need > budget:
+        return f"does not fit: needs ~{need / 2**30:.1f} GiB over the {budget / 2**30:.0f} GiB budget"
+    return None
+
+
+def make_runner(method, codes, dim, batch):
+    """A zero-argument function that scores one batch of users (top-10)."""
+    import torch
+
+    from recbole_pq.layers.item_codes import ItemCodeEmbedding
+    from recbole_pq.scoring import make_scorer
+
+    torch.manual_seed(SEED)
+    layer = ItemCodeEmbedding(codes, B, dim, init_std=1.0)  # shares the uint8 codes, no copy
+    layer.requires_grad_(False)
+    query = torch.randn(batch, dim)
+    if method == "faiss":
+        import faiss
+
+        index = faiss.IndexPQ(dim, M, 8, faiss.METRIC_INNER_PRODUCT)
+        faiss.copy_array_to_vector(layer.sub_item_embeddings.numpy().ravel(), index.pq.centroids)
+        index.is_trained = True
+        index.add_sa_codes(codes)  # our codes, as they are (a copy inside FAISS)
+        q = query.numpy()
+        return lambda: index.search(q, K)
+    scorer = {"default": ("default", "auto"), "recjpq": ("recjpq", "auto"),
+              "pqtopk_torch": ("pqtopk", "torch"), "pqtopk_fused": ("pqtopk", "numba")}[method]
+    scorer = make_scorer(scorer[0], chunk_size=1 << 20, backend=scorer[1])
+
+    def run():
+        with torch.no_grad():
+            return scorer.topk(query, layer, K)
+
+    return run
+
+
+def time_method(method, codes, dim, batch, repeats, budget):
+    n = len(codes)
+    record = {"method": method, "tables": "random", "n_items": n, "dim": dim, "m": M, "b": B, "batch": batch,
+              "k": K, "ms_per_user": None, "items_per_second": None}
+    reason = fits(method, n, dim, batch, budget)
+    if reason:
+        record.update(note=reason, peak_rss_mb=round(peak_rss_mb(), 1))
+        return record
+    run = make_runner(method, codes, dim, batch)
+    start = time.perf_counter()
+    run()  # warm-up (also numba compilation / cache load)
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(1 if warm > SLOW_SECONDS else repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    record.update(ms_per_user=1000 * seconds / batch, items_per_second=n * batch / seconds, repeats=len(times),
+                  peak_rss_mb=round(peak_rss_mb(), 1))
+    if len(times) == 1:
+        record["note"] = f"timed once: the warm-up took {warm:.1f} s"
+    return record
+
+
+def worker(args) -> None:
+    """One catalogue size, all dims, batches and methods; prints one JSON record per line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    n = int(float(args.n))
+    previous = json.loads(args.previous) if args.previous else {}
+    codes = generate_codes(n)
+    for dim in args.dims:
+        for batch in args.batches:
+            for method in args.methods:
+                last_ms = previous.get(f"{method}/{dim}/{batch}")
+                if last_ms is not None and last_ms * batch * 10 / 1000 > CALL_CAP_SECONDS:
+                    record = {"method": method, "tables": "random", "n_items": n, "dim": dim, "m": M, "b": B,
+                              "batch": batch, "k": K, "ms_per_user": None, "items_per_second": None,
+                              "peak_rss_mb": round(peak_rss_mb(), 1),
+                              "note": f"skipped: ~{last_ms * batch * 10 / 1000:.0f} s per call expected from "
+                                      f"N/10 (cap {CALL_CAP_SECONDS:.0f} s)"}
+                else:
+                    record = time_method(method, codes, dim, batch, args.repeats, args.budget_gb * 2**30)
+                print(json.dumps(record), flush=True)
+
+
+def plot(records, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = sorted({r["dim"] for r in records})
+    batches = sorted({r["batch"] for r in records})
+    fig, axes = plt.subplots(len(batches), len(dims), figsize=(6 * len(dims), 4.5 * len(batches)), squeeze=False)
+    colours = dict(zip(METHODS, ("C0", "C1", "C2", "C3", "C4")))
+    for row, batch in enumerate(batches):
+        for col, dim in enumerate(dims):
+            ax = axes[row][col]
+            for method in METHODS:
+                pts = sorted((r["n_items"], r["ms_per_user"]) for r in records
+                             if r["method"] == method and r["dim"] == dim and r["batch"] == batch and r["ms_per_user"])
+                if pts:
+                    ax.plot(*zip(*pts), "o-", color=colours[method], label=method)
+            if dim == 512 and batch == 1:
+                for (name, points), colour in zip(PAPER_MS.items(), ("C4", "C3", "C0")):
+                    ax.plot(list(points), list(points.values()), "--", color=colour, alpha=0.6,
+                            label=f"paper {name} (16 cores)")
+            ax.set(xscale="log", yscale="log", xlabel="items N", ylabel="ms per user",
+                   title=f"d = {dim}, batch = {batch}, m = {M}, b = {B}, top-{K}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N <= 1e6, batch 1 (under 2 minutes)")
+    parser.add_argument("--max-n", type=float, default=1e9)
+    parser.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512])
+    parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=None)
+    parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budget-gb", type=float, default=12.0, help="memory budget per method")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmarks" / "scoring.json")
+    parser.add_argument("--limits", action="store_true",
+                        help="only measure the machine's ceilings and store them in the existing --json file")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--n", help=argparse.SUPPRESS)
+    parser.add_argument("--previous", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.batches is None:
+        args.batches = [1] if args.quick else [1, 64]
+    if args.worker:
+        worker(args)
+        return 0
+    if args.limits:
+        data = json.loads(args.json.read_text())
+        data["machine"] = machine_limits(args.threads)
+        args.json.write_text(json.dumps(data, indent=1))
+        print(f"machine limits: {data['machine']} -> {args.json}")
+        return 0
+    sizes = [10**e for e in range(4, 10) if 10**e <= (1e6 if args.quick else args.max_n)]
+    env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
+    records = []
+    for n in sizes:
+        last = {f"{r['method']}/{r['dim']}/{r['batch']}": r["ms_per_user"] for r in records
+                if r["n_items"] == n // 10 and r["ms_per_user"] is not None}
+        cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--dims", ",".join(map(str, args.dims)),
+               "--batches", ",".join(map(str, args.batches)), "--methods", ",".join(args.methods),
+               "--repeats", str(args.repeats), "--threads", str(args.threads), "--budget-gb", str(args.budget_gb),
+               "--previous", json.dumps(last)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0:
+            print(f"N={n}: worker failed ({proc.returncode}): {proc.stderr[-500:]}", file=sys.stderr)
+        for r in lines:
+            ms = "does not fit" if r["ms_per_user"] is None else f"{r['ms_per_user']:.3f} ms/user"
+            print(f"N={r['n_items']:>10} d={r['dim']:>3} batch={r['batch']:>2} {r['method']:>13}: {ms}", flush=True)
+        records += lines
+    out = {"command": "python benchmarks/scoring.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "threads": args.threads, "cpu": _cpu_name(), "machine": machine_limits(args.threads),
+           "paper_ms_per_user_d512": PAPER_MS, "records": records}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    plot(records, args.json.with_suffix(".png"))
+    print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
+    return 0
+
+
+def machine_limits(threads: int) -> dict:
+    """The ceilings the fused kernel is compared with: read bandwidth and clock."""
+    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    from recbole_pq import pq_kernels
+
+    mhz = None
+    try:
+        mhz = float(next(line.split(":")[1] for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("cpu MHz")))
+    except (OSError, StopIteration, ValueError):
+        pass
+    gbs = pq_kernels.read_bandwidth_gbs() if pq_kernels.available() else None
+    return {"read_bandwidth_gbs": gbs, "cpu_mhz": mhz, "threads": threads,
+            "note": "bandwidth: best of 5 parallel read-only passes over 2 GiB"}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
