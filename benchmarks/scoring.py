@@ -51,6 +51,15 @@ def generate_codes(n_items: int, seed: int = SEED):
     return codes
 
 
+def np_load(path):
+    import numpy as np
+
+    return np.load(path, mmap_mode="r")  # shared page cache: every method's process maps the same file
+
+
+MMAP_FROM = 10**8  # from this size on, codes are written once to disk and each method runs in its own process
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -127,12 +136,18 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     n = int(float(args.n))
     previous = json.loads(args.previous) if args.previous else {}
-    codes = generate_codes(n)
+    codes = np_load(args.codes_file) if args.codes_file else generate_codes(n)
     for dim in args.dims:
         for batch in args.batches:
             for method in args.methods:
-                last_ms = previous.get(f"{method}/{dim}/{batch}")
-                if last_ms is not None and last_ms * batch * 10 / 1000 > CALL_CAP_SECONDS:
+                key = f"{method}/{dim}/{batch}"
+                last_ms = previous.get(key)
+                if key in previous and last_ms is None and fits(method, n, dim, batch, args.budget_gb * 2**30) is None:
+                    record = {"method": method, "tables": "random", "n_items": n, "dim": dim, "m": M, "b": B,
+                              "batch": batch, "k": K, "ms_per_user": None, "items_per_second": None,
+                              "peak_rss_mb": round(peak_rss_mb(), 1),
+                              "note": "skipped: skipped or did not fit at N/10"}
+                elif last_ms is not None and last_ms * batch * 10 / 1000 > CALL_CAP_SECONDS:
                     record = {"method": method, "tables": "random", "n_items": n, "dim": dim, "m": M, "b": B,
                               "batch": batch, "k": K, "ms_per_user": None, "items_per_second": None,
                               "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -141,6 +156,44 @@ def worker(args) -> None:
                 else:
                     record = time_method(method, codes, dim, batch, args.repeats, args.budget_gb * 2**30)
                 print(json.dumps(record), flush=True)
+
+
+def run_size(n: int, args, env, last: dict) -> list[dict]:
+    """All methods at one size: one process per size, or per method (sharing a memory-mapped
+    code file) from MMAP_FROM on, so that no method's memory adds to another's."""
+    import tempfile
+
+    import numpy as np
+
+    common = ["--dims", ",".join(map(str, args.dims)), "--batches", ",".join(map(str, args.batches)),
+              "--repeats", str(args.repeats), "--threads", str(args.threads), "--budget-gb", str(args.budget_gb),
+              "--previous", json.dumps(last)]
+    groups = [args.methods] if n < MMAP_FROM else [[m] for m in args.methods]
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = []
+        if n >= MMAP_FROM:
+            path = Path(tmp) / "codes.npy"
+            codes = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, M))
+            rng = np.random.default_rng(SEED)  # the same draws, in the same order, as generate_codes
+            for start in range(0, n, 10_000_000):
+                end = min(n, start + 10_000_000)
+                codes[start:end] = rng.integers(0, B, size=(end - start, M), dtype=np.uint8)
+            codes.flush()
+            del codes
+            extra = ["--codes-file", str(path)]
+        for methods in groups:
+            cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--methods", ",".join(methods), *common, *extra]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+            if proc.returncode != 0:
+                print(f"N={n} {methods}: worker failed ({proc.returncode}): {proc.stderr[-500:]}", file=sys.stderr)
+            for r in lines:
+                ms = r.get("note", "") if r["ms_per_user"] is None else f"{r['ms_per_user']:.3f} ms/user"
+                print(f"N={r['n_items']:>10} d={r['dim']:>3} batch={r['batch']:>2} {r['method']:>13}: {ms}",
+                      flush=True)
+            records += lines
+    return records
 
 
 def plot(records, path: Path) -> None:
@@ -184,11 +237,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-gb", type=float, default=12.0, help="memory budget per method")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmarks" / "scoring.json")
+    parser.add_argument("--sizes", type=lambda s: [int(float(x)) for x in s.split(",")],
+                        help="catalogue sizes to run (default: powers of ten from 1e4 to --max-n)")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only these sizes' records in the existing --json file")
     parser.add_argument("--limits", action="store_true",
                         help="only measure the machine's ceilings and store them in the existing --json file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", help=argparse.SUPPRESS)
     parser.add_argument("--previous", help=argparse.SUPPRESS)
+    parser.add_argument("--codes-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batches is None:
         args.batches = [1] if args.quick else [1, 64]
@@ -201,27 +259,23 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(data, indent=1))
         print(f"machine limits: {data['machine']} -> {args.json}")
         return 0
-    sizes = [10**e for e in range(4, 10) if 10**e <= (1e6 if args.quick else args.max_n)]
+    sizes = args.sizes or [10**e for e in range(4, 10) if 10**e <= (1e6 if args.quick else args.max_n)]
     env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     records = []
     for n in sizes:
-        last = {f"{r['method']}/{r['dim']}/{r['batch']}": r["ms_per_user"] for r in records
-                if r["n_items"] == n // 10 and r["ms_per_user"] is not None}
-        cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--dims", ",".join(map(str, args.dims)),
-               "--batches", ",".join(map(str, args.batches)), "--methods", ",".join(args.methods),
-               "--repeats", str(args.repeats), "--threads", str(args.threads), "--budget-gb", str(args.budget_gb),
-               "--previous", json.dumps(last)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0:
-            print(f"N={n}: worker failed ({proc.returncode}): {proc.stderr[-500:]}", file=sys.stderr)
-        for r in lines:
-            ms = "does not fit" if r["ms_per_user"] is None else f"{r['ms_per_user']:.3f} ms/user"
-            print(f"N={r['n_items']:>10} d={r['dim']:>3} batch={r['batch']:>2} {r['method']:>13}: {ms}", flush=True)
-        records += lines
-    out = {"command": "python benchmarks/scoring.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "threads": args.threads, "cpu": _cpu_name(), "machine": machine_limits(args.threads),
+        earlier = records if any(r["n_items"] == n // 10 for r in records) else (
+            json.loads(args.json.read_text())["records"] if args.merge and args.json.is_file() else [])
+        # ms per user at N/10; None where it was skipped or did not fit there (then skip at N too)
+        last = {f"{r['method']}/{r['dim']}/{r['batch']}": r["ms_per_user"] for r in earlier if r["n_items"] == n // 10}
+        records += run_size(n, args, env, last)
+    command = "python benchmarks/scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = {"command": command, "threads": args.threads, "cpu": _cpu_name(), "machine": machine_limits(args.threads),
            "paper_ms_per_user_d512": PAPER_MS, "records": records}
+    if args.merge and args.json.is_file():
+        old = json.loads(args.json.read_text())
+        kept = [r for r in old["records"] if r["n_items"] not in set(sizes)]
+        out["records"] = sorted(kept + records, key=lambda r: (r["n_items"], r["dim"], r["batch"]))
+        out["command"] = f"{old['command']}; then {command}"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     plot(records, args.json.with_suffix(".png"))

@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, truncated, or not one of ours."""
+from recbole_pq.errors import CheckpointError
 
 
 REQUIRED_KEYS = ("config", "state_dict")
@@ -25,12 +23,12 @@ REQUIRED_KEYS = ("config", "state_dict")
 
 def plain(value):
     """Config values -> weights-only-loadable plain data."""
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, enum.Enum):
         return value.name
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -26,7 +26,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser.add_argument("--config_files", nargs="+", default=None,
                         help="YAML files, later ones win (a single space-separated string also works)")
     parser.add_argument("--tune", metavar="TUNE_YAML", help="run a Ray Tune sweep described by this file")
-    parser.add_argument("--resume", action="store_true", help="with --tune: continue a killed sweep")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_CHECKPOINT",
+                        help="training: continue from a run's '-last.pth' file; with --tune: continue a killed sweep")
     parser.add_argument("--ray-address", help="with --tune: an existing Ray cluster (auto or HOST:PORT)")
     parser.add_argument("--tune-dir", help="with --tune: where sweeps are kept (default ./ray_results)")
     args, rest = parser.parse_known_args(argv)
@@ -55,17 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     from recbole_pq.errors import USER_ERRORS
     from recbole_pq.pipeline import run
 
-    if (args.resume or args.ray_address or args.tune_dir) and not args.tune:
-        print("error: --resume, --ray-address and --tune-dir go with --tune", file=sys.stderr)
+    if (args.ray_address or args.tune_dir) and not args.tune:
+        print("error: --ray-address and --tune-dir go with --tune", file=sys.stderr)
+        return 2
+    if args.resume is True and not args.tune:
+        print("error: --resume needs the run's '-last.pth' checkpoint file (or --tune for sweeps)", file=sys.stderr)
         return 2
     try:
         if args.tune:
             from recbole_pq.tuning import sweep
 
-            sweep(args.model, args.dataset, args.tune, args.config_files, settings, resume=args.resume,
+            sweep(args.model, args.dataset, args.tune, args.config_files, settings, resume=bool(args.resume),
                   ray_address=args.ray_address, tune_dir=args.tune_dir)
         else:
-            run(model=args.model, dataset=args.dataset, config_file_list=args.config_files, config_dict=settings)
+            run(model=args.model, dataset=args.dataset, config_file_list=args.config_files, config_dict=settings,
+                resume=args.resume)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

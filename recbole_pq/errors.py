@@ -9,4 +9,8 @@ class DatasetNotFoundError(FileNotFoundError):
     """A data set that is known but not prepared, or not known at all."""
 
 
-USER_ERRORS = (ConfigError, DatasetNotFoundError)
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, truncated, or not one of ours; the message names the file."""
+
+
+USER_ERRORS = (ConfigError, DatasetNotFoundError, CheckpointError)

@@ -44,13 +44,14 @@ def bpr_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torch.Tensor
     return -F.logsigmoid(pos_logits.unsqueeze(-1) - neg_logits).mean()
 
 
-def check_loss_config(loss_type: str, gbce_t: float, neg_samples: int, n_items: int) -> None:
+def check_loss_config(loss_type: str, gbce_t: float, neg_samples: int, n_items: int | None = None) -> None:
+    """n_items (padding included) bounds neg_samples once the data set is known."""
     if loss_type not in LOSS_TYPES:
         raise ConfigError(f"loss_type='{loss_type}' is not supported; use one of {list(LOSS_TYPES)}.")
     if loss_type == "gBCE" and not (0.0 <= float(gbce_t) <= 1.0):
         raise ConfigError(f"gbce_t={gbce_t} must lie in [0, 1].")
     if loss_type in ("gBCE", "BCE", "BPR"):
-        real_items = n_items - 1
-        if not isinstance(neg_samples, int) or not 1 <= neg_samples < real_items:
+        real_items = "the catalogue size" if n_items is None else n_items - 1
+        if not isinstance(neg_samples, int) or neg_samples < 1 or (n_items is not None and neg_samples >= n_items - 1):
             raise ConfigError(
                 f"neg_samples={neg_samples} must be an integer with 1 <= neg_samples < {real_items} (catalogue size).")

@@ -78,6 +78,8 @@ def build_config(model: str, dataset: str, config_file_list=None, config_dict=No
         config = Config(model=model_class, dataset=dataset, config_file_list=files,
                         config_dict=dict(config_dict or {}))
     check_user_keys(config, property_files)
+    if hasattr(model_class, "check_config"):
+        model_class.check_config(config)
     if dataset != "ml-100k":  # RecBole always reads ml-100k from its wheel
         config["data_path"] = resolve_data_path(config["data_path"])
     _check_train_mode(config, model_class)
@@ -128,9 +130,16 @@ def setup(model: str, dataset: str, config_file_list=None, config_dict=None):
     return config, data, model_obj, make_trainer(config, model_obj)
 
 
-def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved: bool = True) -> dict:
-    """Train and evaluate one model; returns RecBole's result dict (+ the checkpoint path)."""
+def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved: bool = True,
+        resume: str | None = None) -> dict:
+    """Train and evaluate one model; returns RecBole's result dict (+ the checkpoint path).
+
+    ``resume``: a ``-last.pth`` file of an interrupted run of the same configuration."""
     config, (train_data, valid_data, test_data), _, trainer = setup(model, dataset, config_file_list, config_dict)
+    if resume:
+        if not hasattr(trainer, "last_checkpoint_file"):
+            raise ConfigError(f"--resume needs a plugin model; {config['model']} trains with RecBole's own trainer.")
+        trainer.resume_checkpoint(resume, train_data)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )

@@ -28,6 +28,17 @@ def available() -> bool:
 
 if numba is not None:
 
+    @njit(inline="always")
+    def _replace_min(values_row, ids_row, slot, score, item):
+        """Put (score, item) in the slot of the current minimum; return the new minimum's slot."""
+        values_row[slot] = score
+        ids_row[slot] = item
+        low = 0
+        for c in range(1, values_row.shape[0]):
+            if values_row[c] < values_row[low]:
+                low = c
+        return low
+
     @njit(parallel=True, cache=True, nogil=True)
     def _scan(sub_scores, codes, k, skip_padding, n_parts):
         n_queries, m, _ = sub_scores.shape
@@ -50,15 +61,8 @@ if numba is not None:
                         for j in range(1, m):
                             s += table[j, codes[i, j]]
                         if s > t and not (skip_padding and i == 0):
-                            row_v = values[p, q]
-                            row_v[slot[q]] = s
-                            ids[p, q, slot[q]] = i
-                            low = 0
-                            for c in range(1, k):
-                                if row_v[c] < row_v[low]:
-                                    low = c
-                            slot[q] = low
-                            t = row_v[low]
+                            slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], s, i)
+                            t = values[p, q, slot[q]]
                     threshold[q] = t
         return values, ids
 
@@ -91,15 +95,8 @@ if numba is not None:
                         acc[q] += row[q]
                 for q in range(n_queries):
                     if acc[q] > threshold[q]:
-                        row_v = values[p, q]
-                        row_v[slot[q]] = acc[q]
-                        ids[p, q, slot[q]] = i
-                        low = 0
-                        for c in range(1, k):
-                            if row_v[c] < row_v[low]:
-                                low = c
-                        slot[q] = low
-                        threshold[q] = row_v[low]
+                        slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], acc[q], i)
+                        threshold[q] = values[p, q, slot[q]]
         return values, ids
 
 
@@ -131,14 +128,8 @@ if numba is not None:
                 for i in range(start, end):
                     s = _sum8(table, packed[i])
                     if s > t and not (skip_padding and i == 0):
-                        row_v[slot] = s
-                        ids[p, q, slot] = i
-                        low = 0
-                        for c in range(1, k):
-                            if row_v[c] < row_v[low]:
-                                low = c
-                        slot = low
-                        t = row_v[low]
+                        slot = _replace_min(row_v, ids[p, q], slot, s, i)
+                        t = row_v[slot]
         return values, ids
 
 

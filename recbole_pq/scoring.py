@@ -59,12 +59,15 @@ class DefaultScorer(Scorer):
 
 class RecJPQScorer(Scorer):
     name = "recjpq"
+    index_chunk = 1 << 22  # items whose codes are widened to int64 at a time (not all N at once)
 
     def scores(self, query, items):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
         scores = torch.zeros(query.shape[0], items.n_items, dtype=sub_scores.dtype, device=query.device)
         for split in range(items.m):
-            scores += sub_scores[:, split, items.codes[:, split].long()]
+            for start in range(0, items.n_items, self.index_chunk):
+                end = min(items.n_items, start + self.index_chunk)
+                scores[:, start:end] += sub_scores[:, split, items.codes[start:end, split].long()]
         return scores
 
 

@@ -15,7 +15,11 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_pq.checkpoint import load_checkpoint, plain_config, save_checkpoint
+import random
+
+import numpy as np
+
+from recbole_pq.checkpoint import CheckpointError, load_checkpoint, plain, plain_config, save_checkpoint
 
 # What the collector can be asked for that a top-k list can provide.
 TOPK_STRUCTS = ("rec.topk", "rec.items")
@@ -97,11 +101,74 @@ class PQTrainer(Trainer):
         self.logger.info(f"Loading model structure and parameters from {path}")
         return checkpoint
 
-    def resume_checkpoint(self, resume_file):
-        checkpoint = self._load_model_weights(resume_file)
-        self.saved_model_file = str(resume_file)
+    # -- resuming an interrupted run ---------------------------------------------------
+    @property
+    def last_checkpoint_file(self) -> str:
+        """Written after every evaluated epoch: everything needed to continue exactly."""
+        return self.saved_model_file[: -len(".pth")] + "-last.pth"
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        def after_epoch(epoch_idx, valid_score):
+            if saved:
+                self._save_resume_state(epoch_idx, train_data)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn=after_epoch)
+
+    def _save_resume_state(self, epoch, train_data) -> None:
+        state = {
+            "config": plain_config(self.config), "epoch": epoch, "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score), "best_valid_result": plain(dict(self.best_valid_result or {})),
+            "best_model_file": self.saved_model_file,
+            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state(),
+                    "loader": train_data.generator.get_state()},
+        }
+        save_checkpoint(state, self.last_checkpoint_file)
+
+    def resume_checkpoint(self, resume_file, train_data=None):
+        """Continue from a ``-last.pth`` file: weights, optimiser, early-stopping state and
+        every random generator, so the run ends as an uninterrupted one would."""
+        checkpoint = load_checkpoint(resume_file, map_location=self.device)
+        if "rng" not in checkpoint:
+            raise CheckpointError(f"{resume_file} is a best-model checkpoint; resume from the run's '-last.pth' file.")
+        if checkpoint["config"].get("model") != self.config["model"]:
+            raise CheckpointError(f"{resume_file} was written by model {checkpoint['config'].get('model')}, "
+                                  f"not {self.config['model']}.")
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        self.best_valid_result = checkpoint["best_valid_result"] or None
+        self.saved_model_file = checkpoint["best_model_file"]
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(_numpy_state_from(rng["numpy"]))
+        random.setstate(_python_state_from(rng["python"]))
+        if train_data is not None:
+            train_data.generator.set_state(rng["loader"])
+        self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}")
+
+
+# numpy's and Python's generator states as plain data (weights-only loadable).
+def _numpy_state():
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_from(state):
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+
+
+def _python_state():
+    version, internal, gauss = random.getstate()
+    return {"version": version, "internal": list(internal), "gauss": gauss}
+
+
+def _python_state_from(state):
+    return (state["version"], tuple(state["internal"]), state["gauss"])

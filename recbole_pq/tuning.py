@@ -216,10 +216,18 @@ def results_table(grid, params: list, key: str, mode: str):
         row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
         for extra in ("item_table_mb", "compression", "scoring_ms_per_user", "checkpoint"):
             row[extra] = metrics.get(extra)
-        row["error"] = str(result.error).splitlines()[0][:300] if result.error else ""
+        row["error"] = error_message(result.error)
         row["trial_dir"] = result.path
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def error_message(error) -> str:
+    """The trial's own exception (Ray wraps it), as one line."""
+    if not error:
+        return ""
+    cause = getattr(error, "cause", None) or error
+    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}"
 
 
 def write_outputs(table, experiment: Path, model, dataset, fixed, key, mode) -> None:

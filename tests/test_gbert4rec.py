@@ -109,5 +109,5 @@ def test_bad_config(ml1m_slice, fast_settings, overrides, match):
 
 
 def test_dense_twin_rejects_pq_scorer(ml1m_slice, fast_settings):
-    with pytest.raises(ConfigError, match="scorer='pqtopk' needs sub-item ids"):
+    with pytest.raises(ConfigError, match="scorer='pqtopk' needs compressed items, but gBERT4Rec has a dense item table"):
         setup("gBERT4Rec", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice), "scorer": "pqtopk"})

@@ -204,7 +204,7 @@ def test_variants_run_with_uni100_protocol(ml1m_slice, fast_settings, variant):
 @pytest.mark.parametrize("overrides,match", [
     ({"lisa_variant": "tiny"}, "lisa_variant='tiny'"),
     ({"lisa_W": 65536, "lisa_B": 64}, r"LISA histograms need about .* GiB .*B=64 x W=65536"),
-    ({"lisa_variant": "soft", "scorer": "pqtopk"}, "lisa_variant=soft scores full item embeddings"),
+    ({"lisa_variant": "soft", "scorer": "pqtopk"}, "needs compressed items, but lisa_variant=soft scores full item embeddings"),
     ({"lisa_decay": -1.0}, "lisa_decay=-1.0"),
     ({"lisa_W": 1}, "lisa_B/lisa_W=8/1"),
 ])

@@ -77,23 +77,34 @@ class ItemCodeEmbedding(nn.Module):
         return f"n_items={self.n_items}, m={self.m}, b={self.b}, dim={self.dim}"
 
 
+def check_pq_config(config, n_items: int | None = None) -> None:
+    """``pq_m``, ``pq_b``, ``code_assignment``; the catalogue bound on pq_b once n_items
+    (padding included) is known."""
+    from recbole_pq.codes import CODE_ASSIGNMENTS
+    from recbole_pq.errors import ConfigError
+
+    dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
+    if not isinstance(m, int) or m < 1 or dim % m:
+        divisors = [x for x in range(1, dim + 1) if dim % x == 0]
+        raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors}.")
+    top = "the number of items" if n_items is None else n_items - 1
+    if not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1):
+        raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items).")
+    if config["code_assignment"] not in CODE_ASSIGNMENTS:
+        raise ConfigError(f"code_assignment='{config['code_assignment']}' is not supported; "
+                          f"use one of {list(CODE_ASSIGNMENTS)}.")
+
+
 def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
     """Read ``pq_m``, ``pq_b``, ``code_assignment`` and assign the codes from the
     dataset's training interactions (padding id 0 and unseen items get codes too)."""
-    from recbole_pq.codes import CODE_ASSIGNMENTS, assign_codes
+    from recbole_pq.codes import assign_codes
     from recbole_pq.data import training_user_item
-    from recbole_pq.errors import ConfigError
 
     dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
     method = config["code_assignment"]
     n_items = dataset.num(config["ITEM_ID_FIELD"])  # includes the padding id 0
-    if not isinstance(m, int) or m < 1 or dim % m:
-        divisors = [x for x in range(1, dim + 1) if dim % x == 0]
-        raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors}.")
-    if not isinstance(b, int) or not 2 <= b <= n_items - 1:
-        raise ConfigError(f"pq_b={b} must be an integer in [2, {n_items - 1}] (the number of items).")
-    if method not in CODE_ASSIGNMENTS:
-        raise ConfigError(f"code_assignment='{method}' is not supported; use one of {list(CODE_ASSIGNMENTS)}.")
+    check_pq_config(config, n_items)
     user_ids = item_ids = None
     if method == "svd":
         user_ids, item_ids = training_user_item(dataset, config)

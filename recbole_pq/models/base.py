@@ -10,10 +10,12 @@ from logging import getLogger
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_pq.data import target_list_field
+from recbole_pq.errors import ConfigError
 from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
 from recbole_pq.scoring import make_scorer
 from recbole_pq.trainer import PQTrainer
@@ -26,6 +28,12 @@ class PQSequentialRecommender(SequentialRecommender):
     supports_seq2seq = True  # scores every position: can train with train_mode=seq2seq
     trainer_class = PQTrainer
 
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Checks that need no data: run by build_config, so a typo fails in the first second."""
+        check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"])
+        make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.loss_type = config["loss_type"]
@@ -35,15 +43,39 @@ class PQSequentialRecommender(SequentialRecommender):
         self.train_mode = config["train_mode"]
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
+        self.initializer_range = config["initializer_range"]
+
+    @staticmethod
+    def require_dense_scorer(config, why: str) -> None:
+        """Dense item tables have no codes: only the ``default`` scorer can rank them."""
+        if config["scorer"] != "default":
+            raise ConfigError(f"scorer='{config['scorer']}' needs compressed items, but {why}: use scorer=default.")
+
+    def _init_weights(self, module):
+        """RecBole SASRec's initialisation (apply it to the encoder)."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
 
     # -- to implement -------------------------------------------------------------
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """(B, L) item ids -> (B, L, d) user states, one per position."""
         raise NotImplementedError
 
+    def check_item_ids(self, item_ids: torch.Tensor) -> None:
+        """Ids outside [0, n_items) fail here, naming the id, not deep inside an index op."""
+        if item_ids.numel() and (int(item_ids.min()) < 0 or int(item_ids.max()) >= self.n_items):
+            bad = item_ids[(item_ids < 0) | (item_ids >= self.n_items)][0].item()
+            raise ValueError(f"item id {bad} is outside the catalogue: ids are 0 (padding) to {self.n_items - 1}.")
+
     # -- RecBole API ------------------------------------------------------------
     def forward(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state after the last real item."""
+        self.check_item_ids(item_seq)
         return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
 
     def training_positions(self, interaction):
@@ -82,6 +114,7 @@ class PQSequentialRecommender(SequentialRecommender):
         first = torch.zeros(len(unique_seq), dtype=torch.long, device=item_seq.device)
         first.scatter_(0, inverse, torch.arange(len(inverse), device=item_seq.device))
         query = self.forward(unique_seq, item_seq_len[first])[inverse]
+        self.check_item_ids(interaction[self.ITEM_ID])
         return (query * self.items(interaction[self.ITEM_ID])).sum(-1)
 
     def full_sort_predict(self, interaction):

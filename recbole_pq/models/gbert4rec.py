@@ -17,7 +17,7 @@ from torch import nn
 
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.dense_items import DenseItemEmbedding
-from recbole_pq.layers.item_codes import item_code_embedding_from_config
+from recbole_pq.layers.item_codes import check_pq_config, item_code_embedding_from_config
 from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
 from recbole_pq.registry import register
@@ -27,12 +27,21 @@ from recbole_pq.registry import register
 class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
     """BERT4Rec + gBCE with a dense item table (the twin of gBERT4RecJPQ)."""
 
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        if not 0.0 < float(config["mask_ratio"]) < 1.0:
+            raise ConfigError(f"mask_ratio={config['mask_ratio']} must lie in (0, 1).")
+        cls.check_item_table_config(config)
+
+    @classmethod
+    def check_item_table_config(cls, config) -> None:
+        cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table (gBERT4RecJPQ has codes)")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.initializer_range = config["initializer_range"]
+        self.check_config(config)
         self.mask_ratio = config["mask_ratio"]
-        if not 0.0 < float(self.mask_ratio) < 1.0:
-            raise ConfigError(f"mask_ratio={self.mask_ratio} must lie in (0, 1).")
         self.mask_token = self.n_items  # one past the last item id
         self.items = self.build_item_table(config, dataset)
         self.mask_embedding = nn.Parameter(torch.randn(config["hidden_size"]) * self.initializer_range)
@@ -41,20 +50,7 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         self.log_item_memory()
 
     def build_item_table(self, config, dataset):
-        if config["scorer"] != "default":
-            raise ConfigError(
-                f"scorer='{config['scorer']}' needs sub-item ids; {type(self).__name__} has a dense "
-                f"item table: use scorer=default (or the model gBERT4RecJPQ).")
         return DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            module.bias.data.zero_()
 
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) ids, mask token included -> (B, L, d)."""
@@ -78,6 +74,7 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
 
     def forward(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state at a mask token appended after the history."""
+        self.check_item_ids(item_seq)
         masked, position = self.with_mask_appended(item_seq, item_seq_len)
         return self.gather_indexes(self.encode(masked, item_seq_len), position)
 
@@ -113,6 +110,10 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
 @register
 class gBERT4RecJPQ(gBERT4Rec):  # noqa: N801
     """gBERT4Rec whose item table (input and output, tied) is RecJPQ sub-item ids."""
+
+    @classmethod
+    def check_item_table_config(cls, config) -> None:
+        check_pq_config(config)
 
     def build_item_table(self, config, dataset):
         return item_code_embedding_from_config(config, dataset)

@@ -50,36 +50,23 @@ class LISAState:
 class SASRecLISA(PQSequentialRecommender):
     """SASRec whose self-attention is LISA's linear-time codeword-histogram attention."""
 
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.variant = config["lisa_variant"]
-        if self.variant not in LISA_VARIANTS:
-            raise ConfigError(f"lisa_variant='{self.variant}' is not supported; use one of {list(LISA_VARIANTS)}.")
-        dim, std, tau = config["hidden_size"], config["initializer_range"], config["lisa_tau"]
-        self.causal = bool(config["lisa_causal"])
-        decay = float(config["lisa_decay"])
-        if decay < 0:
-            raise ConfigError(f"lisa_decay={decay} must be >= 0 (0 = no decay, the paper).")
-        self.gamma = math.exp(-decay)
-        self.recon_weight = float(config["lisa_recon_weight"])
-
+    @staticmethod
+    def codebook_sizes(config):
+        """((item B, W), (sequence B, W)): base uses the item codebooks for both."""
         item_books = (config["lisa_B"], config["lisa_W"])
-        seq_books = item_books if self.variant == "base" else (config["lisa_seq_B"], config["lisa_seq_W"])
-        self._check_sizes(config, seq_books, item_books)
-        if self.variant == "soft":
-            self.seq_quantizer = CodebookQuantizer(*seq_books, dim, tau, std)
-            self.items = DenseItemEmbedding(self.n_items, dim, std)
-            if config["scorer"] != "default":
-                raise ConfigError(f"scorer='{config['scorer']}' needs compressed items; lisa_variant=soft scores "
-                                  "full item embeddings: use scorer=default (or lisa_variant base / mini).")
-        else:
-            self.items = QuantizedItemTable(self.n_items, CodebookQuantizer(*item_books, dim, tau, std), std)
-            self.seq_quantizer = self.items.quantizer if self.variant == "base" else \
-                CodebookQuantizer(*seq_books, dim, tau, std)
-        self.encoder = LISAEncoder(config, n_codebooks=seq_books[0])
-        self.log_item_memory()
+        return item_books, item_books if config["lisa_variant"] == "base" else (config["lisa_seq_B"], config["lisa_seq_W"])
 
-    def _check_sizes(self, config, seq_books, item_books):
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        variant = config["lisa_variant"]
+        if variant not in LISA_VARIANTS:
+            raise ConfigError(f"lisa_variant='{variant}' is not supported; use one of {list(LISA_VARIANTS)}.")
+        if float(config["lisa_decay"]) < 0:
+            raise ConfigError(f"lisa_decay={config['lisa_decay']} must be >= 0 (0 = no decay, the paper).")
+        if variant == "soft":
+            cls.require_dense_scorer(config, "lisa_variant=soft scores full item embeddings (base and mini are compressed)")
+        item_books, seq_books = cls.codebook_sizes(config)
         for name, (b, w) in (("lisa_B/lisa_W", item_books), ("lisa_seq_B/lisa_seq_W", seq_books)):
             if not (isinstance(b, int) and isinstance(w, int) and b >= 1 and w >= 2):
                 raise ConfigError(f"{name}={b}/{w}: need integers B >= 1 and W >= 2.")
@@ -93,6 +80,26 @@ class SASRecLISA(PQSequentialRecommender):
                     f"LISA histograms need about {estimate / 2**30:.1f} GiB in {phase} ({phase}_batch_size={batch} x "
                     f"length {config['MAX_ITEM_LIST_LENGTH']} x B={b} x W={w} x {tensors} float32 tensors), over "
                     f"lisa_memory_limit_gb={config['lisa_memory_limit_gb']}: lower B, W, the batch or the length.")
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.check_config(config)  # also when built without build_config (before anything is allocated)
+        self.variant = config["lisa_variant"]
+        dim, std, tau = config["hidden_size"], config["initializer_range"], config["lisa_tau"]
+        self.causal = bool(config["lisa_causal"])
+        self.gamma = math.exp(-float(config["lisa_decay"]))
+        self.recon_weight = float(config["lisa_recon_weight"])
+        item_books, seq_books = self.codebook_sizes(config)
+        if self.variant == "soft":
+            self.seq_quantizer = CodebookQuantizer(*seq_books, dim, tau, std)
+            self.items = DenseItemEmbedding(self.n_items, dim, std)
+        else:
+            self.items = QuantizedItemTable(self.n_items, CodebookQuantizer(*item_books, dim, tau, std), std)
+            self.seq_quantizer = self.items.quantizer if self.variant == "base" else \
+                CodebookQuantizer(*seq_books, dim, tau, std)
+        self.encoder = LISAEncoder(config, n_codebooks=seq_books[0])
+        self.encoder.apply(self._init_weights)
+        self.log_item_memory()
 
     # -- sequence side --------------------------------------------------------------
     def sequence_codes(self, item_seq):

@@ -1,0 +1,196 @@
+"""The bad-input table: every case raises a named exception whose message names the
+offending value.  docs/RELIABILITY.md lists the same cases (checked below)."""
+
+import re
+import numpy as np
+import pytest
+import torch
+
+import recbole_pq
+from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
+from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.errors import CheckpointError, ConfigError, DatasetNotFoundError
+from recbole_pq.layers.codebooks import CodebookQuantizer
+from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.pipeline import build_config, load_data, setup
+from recbole_pq.prepare import prepare
+from recbole_pq.scoring import make_scorer
+from recbole_pq.tuning import check_spec, load_tune_file
+
+TINY = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 20,
+        "pq_m": 4, "pq_b": 16, "epochs": 1, "state": "WARNING", "neg_samples": 8}
+
+
+def model_case(model, **overrides):
+    def run(env):
+        setup(model, "ml-1m", config_dict={**TINY, "data_path": str(env["data"]),
+                                           "checkpoint_dir": str(env["tmp"]), **overrides})
+    return run
+
+
+def config_case(model, dataset="ml-100k", **overrides):
+    return lambda env: build_config(model, dataset, config_dict=overrides)
+
+
+def tune_case(space, **spec):
+    def run(env):
+        path = env["tmp"] / "t.yaml"
+        import yaml
+
+        path.write_text(yaml.safe_dump({"search_space": space, **spec}))
+        check_spec(load_tune_file(path), build_config("SASRecJPQ", "ml-100k"))
+    return run
+
+
+def _codes(n=10, m=2):
+    return np.zeros((n, m), dtype=np.uint8)
+
+
+def _truncated(env):
+    path = env["tmp"] / "trunc.pth"
+    save_checkpoint({"config": {}, "state_dict": {"w": torch.randn(100)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    load_checkpoint(path)
+
+
+def _foreign(env):
+    path = env["tmp"] / "foreign.pth"
+    torch.save({"weights": torch.ones(1)}, path)
+    load_checkpoint(path)
+
+
+def _resume_from_best(env):
+    from recbole_pq.trainer import PQTrainer
+
+    path = env["tmp"] / "best.pth"
+    save_checkpoint({"config": {"model": "SASRecJPQ"}, "state_dict": {}}, path)
+    PQTrainer.resume_checkpoint(type("T", (), {"device": "cpu", "config": {"model": "SASRecJPQ"}})(), path)
+
+
+def _model_forward_bad_id(env):
+    config, _, model, _ = setup("SASRecJPQ", "ml-1m", config_dict={**TINY, "data_path": str(env["data"]),
+                                                                    "checkpoint_dir": str(env["tmp"])})
+    model.forward(torch.tensor([[1, 2, model.n_items + 5]]), torch.tensor([3]))
+
+
+def _lisa(env, **overrides):
+    return setup("SASRecLISA", "ml-1m", config_dict={**TINY, "data_path": str(env["data"]), "lisa_W": 8,
+                                                     "checkpoint_dir": str(env["tmp"]), **overrides})[2]
+
+
+# (case id, what goes wrong, callable, exception, pattern the message must contain)
+CASES = [
+    ("unknown-model", "model name not found", lambda env: recbole_pq.get_model_class("SASRecJQP"), ConfigError,
+     r"Unknown model 'SASRecJQP'.*Did you mean SASRecJPQ"),
+    ("unknown-dataset", "data set neither known nor present",
+     lambda env: load_data(build_config("SASRecJPQ", "nodata", config_dict={"data_path": str(env["tmp"])})),
+     DatasetNotFoundError, r"Unknown data set 'nodata'"),
+    ("dataset-not-prepared", "known data set, files missing",
+     lambda env: load_data(build_config("SASRecJPQ", "video-games", config_dict={"data_path": str(env["tmp"])})),
+     DatasetNotFoundError, r"video-games\.inter.*python dataset/prepare.py video-games"),
+    ("prepare-missing-source", "prepare without the shared file",
+     lambda env: prepare("beauty", source=env["tmp"] / "none.txt", out_root=env["tmp"]), FileNotFoundError,
+     r"none\.txt"),
+    ("missing-config-file", "--config_files names no file",
+     lambda env: build_config("SASRecJPQ", "ml-100k", config_file_list=["nope.yaml"]), ConfigError, r"nope\.yaml"),
+    ("misspelt-key", "typo in a config key", config_case("SASRecJPQ", pq_mm=4), ConfigError,
+     r"'pq_mm'.*Did you mean pq_m"),
+    ("misspelt-lisa-key", "typo in a LISA key", config_case("SASRecLISA", lisa_varaint="soft"), ConfigError,
+     r"'lisa_varaint'.*lisa_variant"),
+    ("train-mode", "unknown train_mode", config_case("SASRecJPQ", train_mode="sideways"), ConfigError,
+     r"train_mode='sideways'"),
+    ("seq2seq-stock-model", "seq2seq for a model that scores one position", config_case("SASRec", train_mode="seq2seq"),
+     ConfigError, r"seq2seq.*SASRec does not"),
+    ("pq-m-divides", "hidden size not divisible by pq_m", model_case("SASRecJPQ", pq_m=3), ConfigError,
+     r"pq_m=3 must divide hidden_size=16; allowed values: \[1, 2, 4, 8, 16\]"),
+    ("pq-b-small", "pq_b below 2", model_case("SASRecJPQ", pq_b=1), ConfigError, r"pq_b=1 must be an integer in \[2, "),
+    ("pq-b-large", "pq_b above the catalogue", model_case("SASRecJPQ", pq_b=10**6), ConfigError, r"pq_b=1000000"),
+    ("code-assignment", "unknown code_assignment", model_case("SASRecJPQ", code_assignment="kmeans"), ConfigError,
+     r"code_assignment='kmeans'"),
+    ("scorer", "unknown scorer", model_case("SASRecJPQ", scorer="fast"), ConfigError, r"scorer='fast'"),
+    ("pq-backend", "unknown pq_backend", model_case("SASRecJPQ", pq_backend="gpu"), ConfigError, r"pq_backend='gpu'"),
+    ("pq-chunk-size", "pq_chunk_size below 1", model_case("SASRecJPQ", pq_chunk_size=0), ConfigError,
+     r"pq_chunk_size=0"),
+    ("loss-type", "unknown loss_type", model_case("SASRecJPQ", loss_type="MSE"), ConfigError, r"loss_type='MSE'"),
+    ("gbce-t-high", "gbce_t above 1", model_case("gBERT4RecJPQ", gbce_t=1.5), ConfigError, r"gbce_t=1.5"),
+    ("gbce-t-low", "gbce_t below 0", model_case("gBERT4RecJPQ", gbce_t=-0.1), ConfigError, r"gbce_t=-0.1"),
+    ("neg-samples-zero", "no negatives", model_case("gBERT4RecJPQ", neg_samples=0), ConfigError, r"neg_samples=0"),
+    ("neg-samples-catalogue", "as many negatives as items", model_case("gBERT4RecJPQ", neg_samples=10**6),
+     ConfigError, r"neg_samples=1000000"),
+    ("mask-ratio", "mask_ratio outside (0, 1)", model_case("gBERT4RecJPQ", mask_ratio=1.0), ConfigError,
+     r"mask_ratio=1.0"),
+    ("dense-with-pq-scorer", "PQ scorer for a dense item table", model_case("gBERT4Rec", scorer="pqtopk"),
+     ConfigError, r"scorer='pqtopk' needs compressed items"),
+    ("lisa-variant", "unknown lisa_variant", model_case("SASRecLISA", lisa_variant="tiny"), ConfigError,
+     r"lisa_variant='tiny'"),
+    ("lisa-memory", "histograms that cannot fit", model_case("SASRecLISA", lisa_B=64, lisa_W=65536), ConfigError,
+     r"need about .* GiB .*B=64 x W=65536"),
+    ("lisa-decay", "negative decay", model_case("SASRecLISA", lisa_decay=-1.0), ConfigError, r"lisa_decay=-1.0"),
+    ("lisa-codewords", "fewer than 2 codewords", model_case("SASRecLISA", lisa_W=1), ConfigError,
+     r"lisa_B/lisa_W=8/1"),
+    ("lisa-soft-scorer", "soft variant with a PQ scorer", model_case("SASRecLISA", lisa_variant="soft"),
+     ConfigError, r"lisa_variant=soft scores full item embeddings"),
+    ("codebook-width", "vectors of another width than the codebooks",
+     lambda env: CodebookQuantizer(2, 4, 8).assign(torch.randn(3, 6)), ValueError, r"width 6 .* D=8"),
+    ("codes-range", "codes outside [0, b)", lambda env: ItemCodeEmbedding(np.full((4, 2), 9), 8, 8), ValueError,
+     r"\[0, 8\)"),
+    ("codes-divide", "d not divisible by m", lambda env: ItemCodeEmbedding(_codes(m=3), 4, 8), ValueError,
+     r"embedding size 8 is not divisible by the number of splits m=3"),
+    ("k-zero", "top-k of 0",
+     lambda env: make_scorer("pqtopk").topk(torch.randn(1, 8), ItemCodeEmbedding(_codes(), 4, 8), 0), ConfigError,
+     r"k=0"),
+    ("k-catalogue", "top-k beyond the catalogue",
+     lambda env: make_scorer("recjpq").topk(torch.randn(1, 8), ItemCodeEmbedding(_codes(), 4, 8), 10), ConfigError,
+     r"k=10 .* 9 items"),
+    ("item-id-range", "history with an id beyond the catalogue", _model_forward_bad_id, ValueError,
+     r"item id \d+ is outside the catalogue"),
+    ("lisa-online-id", "online step with the padding id", lambda env: _lisa(env).step(
+        _lisa(env).init_state([1, 2]), 0), ValueError, r"item id 0 is outside the catalogue"),
+    ("lisa-empty-history", "online state from no history", lambda env: _lisa(env).init_state([]), ValueError,
+     r"history must be non-empty"),
+    ("checkpoint-missing", "checkpoint path with no file", lambda env: load_checkpoint(env["tmp"] / "gone.pth"),
+     CheckpointError, r"gone\.pth does not exist"),
+    ("checkpoint-truncated", "checkpoint cut short", _truncated, CheckpointError, r"trunc\.pth cannot be read"),
+    ("checkpoint-foreign", "a torch file that is not ours", _foreign, CheckpointError,
+     r"foreign\.pth is not a recbole-pq checkpoint"),
+    ("resume-best-file", "--resume given the best-model file", _resume_from_best, CheckpointError,
+     r"best\.pth is a best-model checkpoint"),
+    ("tune-unknown-key", "search space over a key the model lacks", tune_case({"pq_mm": {"grid": [2]}}),
+     ConfigError, r"'pq_mm' is not a config key of SASRecJPQ"),
+    ("tune-empty", "empty search space", tune_case({}), ConfigError, r"search space is empty"),
+    ("tune-metric", "metric the evaluator does not produce", tune_case({"pq_m": {"grid": [2]}}, metric="auc"),
+     ConfigError, r"metric 'auc' is not produced"),
+    ("tune-rule", "search rule that is not grid/choice/...", tune_case({"pq_m": [2, 4]}), ConfigError,
+     r"search_space 'pq_m': write one of"),
+]
+
+
+@pytest.fixture(scope="module")
+def env(ml1m_slice, tmp_path_factory):
+    return {"data": ml1m_slice, "tmp": tmp_path_factory.mktemp("bad")}
+
+
+@pytest.mark.parametrize("case_id,what,call,error,pattern", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(env, case_id, what, call, error, pattern):
+    with pytest.raises(error) as caught:
+        call(env)
+    assert re.search(pattern, str(caught.value)), f"{case_id}: message '{caught.value}' lacks /{pattern}/"
+
+
+def test_table_is_large_and_documented():
+    assert len(CASES) >= 30
+    doc = (PROJECT_ROOT / "docs" / "RELIABILITY.md").read_text()
+    missing = [case_id for case_id, *_ in CASES if f"`{case_id}`" not in doc]
+    assert not missing, f"docs/RELIABILITY.md lacks {missing}"
+
+
+def test_determinism_same_seed_same_top10(ml1m_slice, tmp_path):
+    tops = []
+    for run in range(2):
+        _, (train, valid, test), model, trainer = setup("SASRecJPQ", "ml-1m", config_dict={
+            **TINY, "epochs": 2, "data_path": str(ml1m_slice), "checkpoint_dir": str(tmp_path / str(run))})
+        trainer.fit(train, valid, saved=False)
+        model.eval()
+        with torch.no_grad():
+            tops.append(model.full_sort_topk(next(iter(test))[0], 10)[1])
+    assert torch.equal(tops[0], tops[1])

@@ -1,0 +1,71 @@
+"""A training run killed mid-way and resumed with --resume ends as an uninterrupted run."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from recbole_pq.checkpoint import load_checkpoint
+from recbole_pq.data import PROJECT_ROOT
+
+EPOCHS = 8
+
+
+def _cmd(ml1m_slice, checkpoint_dir, *extra):
+    return [sys.executable, str(PROJECT_ROOT / "run_recbole_pq.py"), "--model=SASRecJPQ", "--dataset=ml-1m",
+            f"--data_path={ml1m_slice}", f"--epochs={EPOCHS}", "--hidden_size=16", "--inner_size=32",
+            "--n_layers=1", "--pq_m=4", "--pq_b=16", "--MAX_ITEM_LIST_LENGTH=20", "--stopping_step=100",
+            f"--checkpoint_dir={checkpoint_dir}", *extra]
+
+
+def _best_valid(log: str) -> str:
+    return re.search(r"best valid\s*: (.*)", log).group(1)
+
+
+def test_killed_run_resumes_to_the_same_result(ml1m_slice, tmp_path):
+    full = subprocess.run(_cmd(ml1m_slice, tmp_path / "full"), capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(ml1m_slice, killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    last = []
+    while time.time() < deadline and not last and proc.poll() is None:
+        last = list(killed_dir.glob("*-last.pth"))
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last, "the run wrote no -last.pth before it ended"
+    epoch = load_checkpoint(last[0])["epoch"]
+    assert epoch < EPOCHS - 1, "the run finished before it could be killed"
+
+    resumed = subprocess.run(_cmd(ml1m_slice, killed_dir, "--resume", str(last[0])),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    log = resumed.stdout + resumed.stderr
+    assert f"Resume training from epoch {epoch + 1}" in log
+    assert _best_valid(log) == _best_valid(full.stdout + full.stderr)
+    full_test = re.search(r"test result: (.*)", full.stdout + full.stderr).group(1)
+    assert re.search(r"test result: (.*)", log).group(1) == full_test
+
+
+def test_resume_refuses_a_best_model_file(ml1m_slice, tmp_path):
+    import recbole_pq
+    from recbole_pq.errors import CheckpointError
+
+    settings = {"data_path": str(ml1m_slice), "epochs": 1, "hidden_size": 16, "inner_size": 32, "n_layers": 1,
+                "pq_m": 4, "pq_b": 16, "MAX_ITEM_LIST_LENGTH": 20, "checkpoint_dir": str(tmp_path), "state": "WARNING"}
+    best = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict=settings)["saved_model_file"]
+    with pytest.raises(CheckpointError, match="best-model checkpoint; resume from the run's '-last.pth'"):
+        recbole_pq.run("SASRecJPQ", "ml-1m", config_dict=settings, resume=best)
+    with pytest.raises(CheckpointError, match="written by model SASRecJPQ, not gBERT4RecJPQ"):
+        recbole_pq.run("gBERT4RecJPQ", "ml-1m", config_dict={**settings, "neg_samples": 8},
+                       resume=best.replace(".pth", "-last.pth"))
+    assert torch.equal(load_checkpoint(best)["state_dict"]["items.codes"],
+                       load_checkpoint(best.replace(".pth", "-last.pth"))["state_dict"]["items.codes"])
