@@ -26,7 +26,7 @@ from recbole_pq.errors import ConfigError
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 TUNE_KEYS = {"metric", "mode", "num_samples", "scheduler", "cpus_per_trial", "max_concurrent_trials",
-             "grace_period", "config", "search_space", "name"}
+             "grace_period", "reduction_factor", "config", "search_space", "name"}
 
 
 def metric_key(metric: str) -> str:
@@ -49,6 +49,7 @@ def load_tune_file(path) -> dict:
     spec.setdefault("scheduler", "asha")
     spec.setdefault("cpus_per_trial", 1)
     spec.setdefault("grace_period", 1)
+    spec.setdefault("reduction_factor", 2)
     spec.setdefault("config", {})
     if spec["mode"] not in ("max", "min"):
         raise ConfigError(f"mode='{spec['mode']}' must be max or min.")
@@ -108,15 +109,16 @@ def run_trial(params: dict, model: str, dataset: str, config_files: list, fixed:
     (trial_dir / "config.json").write_text(json.dumps({"model": model, "dataset": dataset, **settings}, indent=1,
                                                       default=str))
     key = metric_key(metric)
+    memory = item_memory(model_obj)  # known from the start: stopped trials have it too
 
     def report(epoch, valid_score):
-        tune.report({key: float(valid_score), "epoch": epoch})
+        tune.report({key: float(valid_score), "epoch": epoch, **memory})
 
     best_score, best_valid = trainer.fit(train, valid, saved=True, callback_fn=report)
     test_result = trainer.evaluate(test, load_best_model=True)
     final = {key: float(best_score), "epoch": trainer.epochs, "checkpoint": trainer.saved_model_file}
     final.update({f"test_{k.replace('@', '_at_')}": float(v) for k, v in test_result.items()})
-    final.update(item_memory(model_obj), scoring_ms_per_user=scoring_ms_per_user(model_obj, test))
+    final.update(memory, scoring_ms_per_user=scoring_ms_per_user(model_obj, test))
     tune.report(final)
 
 
@@ -181,7 +183,10 @@ def sweep(model: str, dataset: str, tune_file, config_files=None, settings=None,
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)
         else:
-            scheduler = ASHAScheduler(max_t=max(1, int(config["epochs"])), grace_period=spec["grace_period"]) \
+            # one report per epoch, then the final (test) report: a trial that reaches the last epoch
+            # is never stopped before that final report.
+            scheduler = ASHAScheduler(max_t=int(config["epochs"]) + 1, grace_period=spec["grace_period"],
+                                      reduction_factor=spec["reduction_factor"]) \
                 if spec["scheduler"] == "asha" else FIFOScheduler()
             tuner = tune.Tuner(
                 trainable, param_space=ray_space(spec["search_space"]),
@@ -211,8 +216,10 @@ def results_table(grid, params: list, key: str, mode: str):
             best = history[key].max() if mode == "max" else history[key].min()
         else:
             best = metrics.get(key)
-        row.update({"status": "ERROR" if result.error else ("DONE" if "checkpoint" in metrics else "STOPPED"),
-                    "best_" + key: best, "epochs_run": metrics.get("training_iteration")})
+        done = "checkpoint" in metrics  # the final report (test metrics) arrived
+        reports = metrics.get("training_iteration") or 0
+        row.update({"status": "ERROR" if result.error else ("DONE" if done else "STOPPED"),
+                    "best_" + key: best, "epochs_run": reports - 1 if done else reports})
         row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
         for extra in ("item_table_mb", "compression", "scoring_ms_per_user", "checkpoint"):
             row[extra] = metrics.get(extra)
@@ -271,21 +278,27 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot_pareto(table, path: Path, key: str) -> None:
+    """Best valid metric vs item-table memory of every trial (stopped ones too), Pareto front marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    quality = "test_ndcg_at_10" if "test_ndcg_at_10" in table else "best_" + key
+    quality = "best_" + key
     rows = table.dropna(subset=[quality, "item_table_mb"]) if "item_table_mb" in table else table.iloc[0:0]
     fig, ax = plt.subplots(figsize=(6, 4))
     if len(rows):
         points = list(zip(rows["item_table_mb"].astype(float), rows[quality].astype(float)))
-        ax.scatter(*zip(*points), label="trials")
+        done = (rows["status"] == "DONE").tolist()
+        ax.scatter([p[0] for p, d in zip(points, done) if d], [p[1] for p, d in zip(points, done) if d],
+                   label="finished trials")
+        ax.scatter([p[0] for p, d in zip(points, done) if not d], [p[1] for p, d in zip(points, done) if not d],
+                   facecolors="none", edgecolors="C0", label="stopped early (ASHA)")
         front = sorted(points[i] for i in pareto_front(points))
-        ax.plot(*zip(*front), "r-o", label="Pareto front")
-    ax.set(xlabel="item representation (MB)", ylabel=quality, title="quality vs item-table memory")
-    ax.legend()
+        ax.plot(*zip(*front), "rx--", markersize=10, label="Pareto front")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="item representation (MB)", ylabel=quality.replace("_at_", "@"),
+           title="quality vs item-table memory")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
