@@ -20,7 +20,7 @@ def _ms(value) -> str:
 
 
 def scoring_section(data: dict) -> list[str]:
-    records = data["records"]
+    records = [r for r in data["records"] if "users" not in r]  # the prune benchmark's records: own section
     methods = ["pqtopk_fused", "faiss", "pqtopk_torch", "recjpq", "default"]
     lines = ["## Scoring: ms per user vs catalogue size", "",
              f"Command: `{data['command']}` — {data['threads']} threads, CPU: {data['cpu']}. "
@@ -89,6 +89,28 @@ def scoring_section(data: dict) -> list[str]:
                          f"{_ms(ms('pqtopk_fused', int(n), 512, 1))} | {paper['recjpq'].get(str(n), paper['recjpq'].get(n))} | "
                          f"{_ms(ms('recjpq', int(n), 512, 1))} |")
     return lines
+
+
+def prune_section(data: dict) -> list[str]:
+    records = [r for r in data["records"] if "users" in r]
+    if not records:
+        return []
+    lines = ["## Safe dynamic pruning (scorer `prune`) vs the fused scan", "",
+             f"Command: `{data.get('prune_command', 'python benchmarks/prune.py')}`. One user at a time; median over "
+             f"{records[0]['users']} users. *trained*: sub-item embeddings and user vectors of SASRecJPQ trained on "
+             "ML-1M (5 epochs unless the command says otherwise), scored against synthetic codes of N items; "
+             "*random*: N(0, 1) tables and users. Pruning may score at most "
+             f"{next((r['budget'] for r in records if 'budget' in r), 0):.1%} of the items before it gives up "
+             "and scans (its cost so far is the overhead of a fallback).", "",
+             "| tables | N | fused ms/user | prune ms/user | fused ÷ prune | prune |", "|---|---|---|---|---|---|"]
+    for tables in ("trained", "random"):
+        for n in sorted({r["n_items"] for r in records}):
+            fused = [r for r in records if (r["method"], r["tables"], r["n_items"]) == ("pqtopk_fused", tables, n)]
+            prune = [r for r in records if (r["method"], r["tables"], r["n_items"]) == ("prune", tables, n)]
+            if fused and prune:
+                f, p = fused[0]["ms_per_user"], prune[0]["ms_per_user"]
+                lines.append(f"| {tables} | {n:.0e} | {f:.3g} | {p:.3g} | {f / p:.2f}× | {prune[0].get('note', '')} |")
+    return lines + [""]
 
 
 def train_modes_section(data: dict) -> list[str]:
@@ -163,7 +185,8 @@ def main() -> int:
     parts = ["# Performance", "", "Every number below is rendered by `python benchmarks/report.py` from the JSON "
              "files in `docs/benchmarks/`, which the commands shown wrote. Ratios are taken within one run; the "
              "machine is shared and noisy, so absolute times vary by run.", ""]
-    for name, section in (("scoring.json", scoring_section), ("attention.json", attention_section),
+    for name, section in (("scoring.json", scoring_section), ("scoring.json", prune_section),
+                          ("attention.json", attention_section),
                           ("train_modes.json", train_modes_section)):
         path = BENCH / name
         if path.is_file():

@@ -191,3 +191,93 @@ def read_bandwidth_gbs(n_bytes: int = 2 << 30, repeats: int = 5) -> float:
         _xor_reduce(words, n_parts)
         best = min(best, time.perf_counter() - start)
     return words.nbytes / best / 1e9
+
+
+# -- safe dynamic pruning (RecJPQPrune) ------------------------------------------------------
+
+def posting_lists(codes: np.ndarray, b: int):
+    """Per split, the items grouped by sub-id: (m, N) item ids and (m, b + 1) offsets, so the
+    items whose split-s code is c are ``items[s, offsets[s, c]:offsets[s, c + 1]]``."""
+    n, m = codes.shape
+    dtype = np.int32 if n < 2**31 else np.int64
+    items = np.empty((m, n), dtype=dtype)
+    offsets = np.zeros((m, b + 1), dtype=np.int64)
+    for s in range(m):
+        column = codes[:, s]
+        items[s] = np.argsort(column, kind="stable")
+        offsets[s, 1:] = np.cumsum(np.bincount(column, minlength=b))
+    return items, offsets
+
+
+if numba is not None:
+
+    @njit(cache=True, nogil=True)
+    def _prune_one(table, order, codes, items, offsets, k, skip_padding, budget, values, ids, scored, stamp):
+        """One user.  ``order[s]``: split s's sub-ids by descending score.  Takes posting lists
+        in that order (the split whose bound drops most first), fully scores each new item,
+        and stops once no unscored item can beat the k-th score: sigma <= theta, where sigma
+        sums each split's best unprocessed sub-item score.  Returns the number of items
+        scored, or -1 when more than ``budget`` were needed (the caller then scans)."""
+        m, b = table.shape
+        pointer = np.zeros(m, dtype=np.int64)
+        threshold = np.float32(-np.inf)
+        slot = 0
+        n_scored = 0
+        while True:
+            sigma = np.float32(0.0)
+            for s in range(m):
+                sigma += table[s, order[s, pointer[s]]]
+            if sigma <= threshold:
+                return n_scored
+            best_split, best_drop = -1, np.float32(-1.0)
+            for s in range(m):
+                here = table[s, order[s, pointer[s]]]
+                nxt = table[s, order[s, pointer[s] + 1]] if pointer[s] + 1 < b else np.float32(-np.inf)
+                drop = here - nxt
+                if best_split < 0 or drop > best_drop:
+                    best_split, best_drop = s, drop
+            s = best_split
+            code = order[s, pointer[s]]
+            for position in range(offsets[s, code], offsets[s, code + 1]):
+                item = items[s, position]
+                if scored[item] == stamp or (skip_padding and item == 0):
+                    continue
+                scored[item] = stamp
+                n_scored += 1
+                score = table[0, codes[item, 0]]
+                for j in range(1, m):
+                    score += table[j, codes[item, j]]
+                if score > threshold:
+                    slot = _replace_min(values, ids, slot, score, item)
+                    threshold = values[slot]
+            if n_scored > budget:
+                return -1
+            pointer[s] += 1
+            if pointer[s] == b:  # every item has this split's code among the processed ones
+                return n_scored
+
+
+def pruned_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, postings, skip_padding: bool = True,
+                budget_fraction: float = 0.05):
+    """Exact top-k by safe dynamic pruning; users for whom pruning would score more than
+    ``budget_fraction`` of the catalogue fall back to the fused scan.  Returns (values,
+    ids, items scored per user (-1: fell back))."""
+    sub_scores = np.ascontiguousarray(sub_scores, dtype=np.float32)
+    items, offsets = postings
+    n_queries, n_items = sub_scores.shape[0], codes.shape[0]
+    order = np.ascontiguousarray(np.argsort(-sub_scores, axis=2, kind="stable"))
+    values = np.full((n_queries, k), -np.inf, dtype=np.float32)
+    ids = np.full((n_queries, k), -1, dtype=np.int64)
+    scored = np.zeros(n_items, dtype=np.int32)
+    counts = np.empty(n_queries, dtype=np.int64)
+    budget = max(k, int(budget_fraction * n_items))
+    fallback = []
+    for q in range(n_queries):
+        counts[q] = _prune_one(sub_scores[q], order[q], codes, items, offsets, k, skip_padding, budget,
+                               values[q], ids[q], scored, q + 1)
+        if counts[q] < 0:
+            fallback.append(q)
+    if fallback:
+        values[fallback], ids[fallback] = fused_topk(sub_scores[fallback], codes, k, skip_padding)
+    sort = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(values, sort, 1), np.take_along_axis(ids, sort, 1), counts

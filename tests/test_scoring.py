@@ -91,3 +91,47 @@ def test_unknown_scorer_and_backend():
         make_scorer("faster")
     with pytest.raises(ConfigError, match="pq_backend='gpu'"):
         make_scorer("pqtopk", backend="gpu")
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(300, 30000), batch=st.integers(1, 4), k=st.integers(1, 50), skew=st.floats(0.0, 5.0),
+       seed=st.integers(0, 10**6))
+def test_prune_is_exact(n, batch, k, skew, seed):
+    """Same top-k values as the fused scan, on flat (falls back) and skewed (prunes) tables."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    layer = ItemCodeEmbedding(rng.integers(0, 64, size=(n, 8)), 64, 32, init_std=0.1)
+    with torch.no_grad():
+        layer.sub_item_embeddings[:, :4] += skew * torch.randn(8, 4, 4)  # a few strong sub-items
+    query = torch.randn(batch, 32)
+    with torch.no_grad():
+        pruned = make_scorer("prune").topk(query, layer, k)
+        fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
+    torch.testing.assert_close(pruned[0], fused[0], rtol=0, atol=0)
+    full = make_scorer("pqtopk").scores(query, layer)
+    torch.testing.assert_close(torch.gather(full, 1, pruned[1]), pruned[0], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+def test_prune_scores_few_items_on_skewed_tables_and_falls_back_on_flat_ones():
+    rng = np.random.default_rng(0)
+    layer = ItemCodeEmbedding(rng.integers(0, 256, size=(100000, 8)), 256, 64, init_std=1.0)
+    scorer = make_scorer("prune")
+    with torch.no_grad():
+        scorer.topk(torch.randn(3, 64), layer, 10)
+        assert (scorer.last_scored == -1).all()  # flat random tables: the scan is cheaper
+        layer.sub_item_embeddings.mul_(0.05)
+        layer.sub_item_embeddings[:, :3] += 3 * torch.randn(8, 3, 8)
+        scorer.budget = 0.05  # these tables need ~2-8 % of the items: allow it to show the pruning path
+        values, _ = scorer.topk(torch.randn(3, 64), layer, 10)
+    assert ((scorer.last_scored > 0) & (scorer.last_scored < 0.05 * 100000)).all()
+
+
+def test_posting_lists_group_items_by_code():
+    codes = np.array([[2, 0], [0, 1], [2, 1], [1, 0]], dtype=np.uint8)
+    items, offsets = pq_kernels.posting_lists(codes, 3)
+    for split in range(2):
+        for code in range(3):
+            group = items[split, offsets[split, code]:offsets[split, code + 1]]
+            assert sorted(group.tolist()) == np.flatnonzero(codes[:, split] == code).tolist()

@@ -1,0 +1,133 @@
+"""Safe dynamic pruning (scorer ``prune``) vs the fused PQTopK scan, on trained and random tables.
+
+    python benchmarks/prune.py [--epochs 5] [--sizes 1e6,1e7] [--users 32]
+
+"trained": SASRecJPQ is trained on ML-1M (prepared with `python dataset/prepare.py ml-1m`);
+its sub-item embeddings (m = 8, b = 256, d = 64) and the user vectors of test users are
+scored against synthetic uniform codes for N items, so the pruning sees real sub-item
+score skew at a large catalogue.  "random": the same code tables with random N(0, 1)
+sub-item embeddings.  One user at a time (batch 1), median over users of the median of 3
+runs.  Records (method prune / pqtopk_fused, tables trained / random) are merged into
+docs/benchmarks/scoring.json; re-render docs/PERFORMANCE.md with benchmarks/report.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def trained_tables(epochs: int, users: int, retrain: bool = False):
+    """(sub-item embeddings, user vectors) of SASRecJPQ trained on ML-1M, cached in saved/."""
+    import torch
+
+    from recbole_pq.pipeline import setup
+
+    cache = ROOT / "saved" / "prune-benchmark" / f"tables-{epochs}ep.pt"
+    if cache.is_file() and not retrain:
+        tables = torch.load(cache, weights_only=True)
+        return tables["sub_item_embeddings"], tables["queries"][:users]
+
+    config, (train, valid, test), model, trainer = setup("SASRecJPQ", "ml-1m", config_dict={
+        "epochs": epochs, "pq_m": 8, "pq_b": 256, "hidden_size": 64, "state": "WARNING",
+        "checkpoint_dir": str(ROOT / "saved" / "prune-benchmark")})
+    trainer.fit(train, valid, saved=False)
+    model.eval()
+    with torch.no_grad():
+        batch = next(iter(test))[0]
+        queries = model.forward(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[:users]
+    sub_items = model.items.sub_item_embeddings.detach().clone()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"sub_item_embeddings": sub_items, "queries": queries}, cache)
+    return sub_items, queries
+
+
+def prune_scorer(budget):
+    from recbole_pq.scoring import make_scorer
+
+    scorer = make_scorer("prune")
+    if budget is not None:
+        scorer.budget = budget
+    return scorer
+
+
+def time_user(scorer, query, layer, k=10, repeats=3):
+    import torch
+
+    with torch.no_grad():
+        scorer.topk(query, layer, k)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scorer.topk(query, layer, k)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from recbole_pq.layers.item_codes import ItemCodeEmbedding
+    from recbole_pq.scoring import make_scorer
+    from scoring import M, B, generate_codes
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--sizes", type=lambda s: [int(float(x)) for x in s.split(",")], default=[10**6, 10**7])
+    parser.add_argument("--budget", type=float, default=None, help="prune budget (share of items) to use")
+    parser.add_argument("--retrain", action="store_true", help="ignore the cached trained tables")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmarks" / "scoring.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    trained, queries = trained_tables(args.epochs, args.users, args.retrain)
+    random_tables = torch.randn_like(trained)
+    records = []
+    for n in args.sizes:
+        codes = generate_codes(n)
+        for tables_name, tables in (("trained", trained), ("random", random_tables)):
+            layer = ItemCodeEmbedding(codes, B, tables.shape[0] * tables.shape[2])
+            layer.requires_grad_(False)
+            layer.sub_item_embeddings.copy_(tables)
+            users = queries if tables_name == "trained" else torch.randn_like(queries)
+            for method, scorer in (("pqtopk_fused", make_scorer("pqtopk", backend="numba")),
+                                   ("prune", prune_scorer(args.budget))):
+                per_user, scored = [], []
+                for u in range(len(users)):
+                    per_user.append(time_user(scorer, users[u:u + 1], layer))
+                    if method == "prune":
+                        scored.append(int(scorer.last_scored[0]))
+                seconds = statistics.median(per_user)
+                record = {"method": method, "tables": tables_name, "n_items": n, "dim": layer.dim, "m": M, "b": B,
+                          "batch": 1, "k": 10, "ms_per_user": 1000 * seconds, "items_per_second": n / seconds,
+                          "users": len(users), "peak_rss_mb": None}
+                if method == "prune":
+                    record["budget"] = scorer.budget
+                if method == "prune":
+                    fell_back = sum(s < 0 for s in scored)
+                    pruned = [s for s in scored if s >= 0]
+                    record["note"] = (f"{fell_back}/{len(scored)} users fell back to the scan; pruned users scored a "
+                                      f"median {statistics.median(pruned) / n:.2%} of the items" if pruned
+                                      else f"all {len(scored)} users fell back to the scan")
+                print(json.dumps(record), flush=True)
+                records.append(record)
+    data = json.loads(args.json.read_text())
+    keep = [r for r in data["records"] if not (r.get("tables") == "trained" or r["method"] == "prune"
+                                               or (r.get("users") and r["n_items"] in args.sizes))]
+    data["records"] = keep + records
+    data["prune_command"] = "python benchmarks/prune.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.json.write_text(json.dumps(data, indent=1))
+    print(f"merged into {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
