@@ -39,13 +39,18 @@ if numba is not None:
                 low = c
         return low
 
+    @njit(cache=True, nogil=True)
+    def _empty_topk(n_parts, n_queries, k):
+        """Per item range and user, k (score, id) slots: -inf scores, id -1."""
+        return (np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32),
+                np.full((n_parts, n_queries, k), -1, dtype=np.int64))
+
     @njit(parallel=True, cache=True, nogil=True)
     def _scan(sub_scores, codes, k, skip_padding, n_parts):
         n_queries, m, _ = sub_scores.shape
         n_items = codes.shape[0]
         part = (n_items + n_parts - 1) // n_parts
-        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
-        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start = p * part
             end = min(n_items, start + part)
@@ -75,8 +80,7 @@ if numba is not None:
         m, _, n_queries = tables.shape
         n_items = codes.shape[0]
         part = (n_items + n_parts - 1) // n_parts
-        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
-        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start = p * part
             end = min(n_items, start + part)
@@ -115,8 +119,7 @@ if numba is not None:
         n_queries = flat_tables.shape[0]
         n_items = packed.shape[0]
         part = (n_items + n_parts - 1) // n_parts
-        values = np.full((n_parts, n_queries, k), -np.inf, dtype=np.float32)
-        ids = np.full((n_parts, n_queries, k), -1, dtype=np.int64)
+        values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start = p * part
             end = min(n_items, start + part)
