@@ -32,34 +32,38 @@ from recbole_pq.registry import get_model_class
 PROPERTIES = PROJECT_ROOT / "properties"
 
 
-def layered_config_files(model_name: str, dataset: str, config_file_list=None) -> list[str]:
-    """Our YAML layers in priority order (RecBole's own defaults sit below all of them)."""
+def property_files(model_name: str, dataset: str) -> list[str]:
+    """Our YAML layers that exist for this model and data set, in priority order
+    (RecBole's own defaults sit below all of them)."""
     files = [PROPERTIES / "overall.yaml", PROPERTIES / "model" / f"{model_name}.yaml",
              PROPERTIES / "dataset" / f"{dataset}.yaml"]
-    layered = [str(f) for f in files if f.is_file()]
+    return [str(f) for f in files if f.is_file()]
+
+
+def user_config_files(config_file_list) -> list[str]:
+    """The user's --config_files, each checked to exist."""
     for user_file in config_file_list or []:
         if not Path(user_file).is_file():
             raise ConfigError(f"Config file '{user_file}' does not exist.")
-        layered.append(str(user_file))
-    return layered
+    return [str(f) for f in config_file_list or []]
 
 
-def known_config_keys(config: Config, property_files: list[str]) -> set[str]:
+def known_config_keys(config: Config, our_files: list[str]) -> set[str]:
     """Keys RecBole or our property files define for this model and data set."""
     from recbole.utils import argument_list
 
     keys = set(config.internal_config_dict)
     for group in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
         keys.update(getattr(argument_list, group))
-    for path in property_files:
+    for path in our_files:
         keys.update(yaml.safe_load(Path(path).read_text()) or {})
     return keys | {"model", "dataset", "config_files"}
 
 
-def check_user_keys(config: Config, property_files: list[str]) -> None:
+def check_user_keys(config: Config, our_files: list[str]) -> None:
     """A user key that is not known but close to a known one is a typo: fail naming both.
     Unknown keys with no close match may be a custom model's: they are logged."""
-    known = known_config_keys(config, property_files)
+    known = known_config_keys(config, our_files)
     user_keys = set(config.file_config_dict) | set(config.variable_config_dict)
     for key in sorted(user_keys - known):
         close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.8)
@@ -72,12 +76,11 @@ def check_user_keys(config: Config, property_files: list[str]) -> None:
 def build_config(model: str, dataset: str, config_file_list=None, config_dict=None) -> Config:
     """RecBole Config with the plugin's layers; checks the plugin-level keys."""
     model_class = get_model_class(model)
-    property_files = layered_config_files(model_class.__name__, dataset)
-    files = property_files + layered_config_files(model_class.__name__, dataset, config_file_list)[len(property_files):]
+    ours = property_files(model_class.__name__, dataset)
     with compat.isolated_argv():
-        config = Config(model=model_class, dataset=dataset, config_file_list=files,
+        config = Config(model=model_class, dataset=dataset, config_file_list=ours + user_config_files(config_file_list),
                         config_dict=dict(config_dict or {}))
-    check_user_keys(config, property_files)
+    check_user_keys(config, ours)
     if hasattr(model_class, "check_config"):
         model_class.check_config(config)
     if dataset != "ml-100k":  # RecBole always reads ml-100k from its wheel

@@ -50,6 +50,3 @@ def get_model_class(name: str) -> type:
         f"RecBole models: {', '.join(recbole_model_names())}."
     )
 
-
-def is_plugin_model(model_class: type) -> bool:
-    return PLUGIN_MODELS.get(model_class.__name__) is model_class

@@ -22,6 +22,7 @@ import torch
 
 from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
+from recbole_pq.layers.derived_cache import DerivedCache
 from recbole_pq.layers.item_codes import ItemCodeEmbedding
 
 PADDING_ID = 0
@@ -147,14 +148,11 @@ class PruneScorer(PQTopKScorer):
             raise ConfigError("scorer='prune' needs numba: pip install -e '.[fast]' (or use scorer=pqtopk).")
         super().__init__(chunk_size, backend="numba")
         self.budget = budget
-        self._postings: dict = {}
+        self._postings = DerivedCache()
         self.last_scored = None  # items scored per user in the last call (-1: fell back to the scan)
 
     def postings(self, items):
-        key = (id(items.codes), items.codes._version)
-        if self._postings.get("key") != key:
-            self._postings = {"key": key, "lists": pq_kernels.posting_lists(items.codes.numpy(), items.b)}
-        return self._postings["lists"]
+        return self._postings.get("lists", (items.codes,), lambda: pq_kernels.posting_lists(items.codes.numpy(), items.b))
 
     def topk(self, query, items, k):
         check_k(k, items.n_items)

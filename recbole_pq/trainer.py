@@ -21,8 +21,7 @@ import numpy as np
 
 from recbole_pq.checkpoint import CheckpointError, load_checkpoint, plain, plain_config, save_checkpoint
 
-# What the collector can be asked for that a top-k list can provide.
-TOPK_STRUCTS = ("rec.topk", "rec.items")
+# What the collector can be asked for that a top-k list cannot provide.
 SCORE_STRUCTS = ("rec.meanrank", "rec.score", "data.label")
 
 

@@ -182,7 +182,8 @@ def test_caches_never_pickled(lisa):
     with torch.no_grad():
         model.full_sort_predict(next(iter(test))[0])
     clone = pickle.loads(pickle.dumps(model))
-    assert all(getattr(m, "_cache", {}) == {} for m in clone.modules())
+    assert any(len(getattr(m, "_cache", ())) for m in model.modules())  # the original has caches
+    assert all(len(getattr(m, "_cache", ())) == 0 for m in clone.modules())
 
 
 def test_evaluator_metrics_equal_stock_path(lisa):

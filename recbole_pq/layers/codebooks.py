@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_pq.layers.derived_cache import DerivedCache
+
 
 class CodebookQuantizer(nn.Module):
     """B codebooks of W codewords, D wide: ``codebooks`` (B, W, D), ``bilinear`` (B, D, D)."""
@@ -67,18 +69,17 @@ class QuantizedItemTable(nn.Module):
         self.n_items, self.quantizer = n_items, quantizer
         self.dim, self.m, self.b = quantizer.dim, quantizer.n_codebooks, quantizer.n_codewords
         self.vectors = nn.Parameter(torch.randn(n_items, quantizer.dim) * init_std)
-        self._cache: dict = {}
+        self._cache = DerivedCache()
 
     @property
     def codes(self) -> torch.Tensor:
         """(N, B) hard codes of every item under the current weights."""
-        key = tuple((id(t), t._version) for t in (self.vectors, self.quantizer.codebooks, self.quantizer.bilinear))
-        if self._cache.get("key") != key:
+        def compute():
             with torch.no_grad():
                 _, codes, _ = self.quantizer.assign(self.vectors.detach())
-            dtype = torch.uint8 if self.b <= 256 else torch.int32
-            self._cache = {"key": key, "codes": codes.to(dtype)}
-        return self._cache["codes"]
+            return codes.to(torch.uint8 if self.b <= 256 else torch.int32)
+
+        return self._cache.get("codes", (self.vectors, self.quantizer.codebooks, self.quantizer.bilinear), compute)
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) ids -> (..., D) composed codewords (straight-through in training)."""
@@ -100,8 +101,3 @@ class QuantizedItemTable(nn.Module):
         codes = self.n_items * self.m * (1 if self.b <= 256 else 4)
         tables = self.quantizer.codebooks.numel() * 4
         return {"dense": dense, "codes": codes, "sub_item_tables": tables, "compressed": codes + tables}
-
-    def __getstate__(self):  # derived data: never pickled
-        state = self.__dict__.copy()
-        state["_cache"] = {}
-        return state

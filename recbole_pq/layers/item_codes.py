@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from recbole_pq.codes import code_dtype
+from recbole_pq.layers.derived_cache import DerivedCache
 
 
 class ItemCodeEmbedding(nn.Module):
@@ -32,7 +33,7 @@ class ItemCodeEmbedding(nn.Module):
         torch_dtype = {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[code_dtype(b).type]
         self.register_buffer("codes", codes.to(torch_dtype))
         self.sub_item_embeddings = nn.Parameter(torch.randn(m, b, self.sub_dim) * init_std)
-        self._cache: dict = {}
+        self._cache = DerivedCache()
 
     def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids -> (..., m) int64 codes."""
@@ -54,17 +55,12 @@ class ItemCodeEmbedding(nn.Module):
 
         Without gradients (evaluation, serving) it is cached until the codes or the
         sub-item embeddings change (tensor versions are part of the key)."""
-        if torch.is_grad_enabled():
+        def compute():
             return self.forward(torch.arange(self.n_items, device=self.codes.device))
-        key = tuple((id(t), t._version) for t in (self.codes, self.sub_item_embeddings))
-        if self._cache.get("key") != key:
-            self._cache = {"key": key, "items": self.forward(torch.arange(self.n_items, device=self.codes.device))}
-        return self._cache["items"]
 
-    def __getstate__(self):  # the cache is derived data: never pickled
-        state = self.__dict__.copy()
-        state["_cache"] = {}
-        return state
+        if torch.is_grad_enabled():
+            return compute()
+        return self._cache.get("items", (self.codes, self.sub_item_embeddings), compute)
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes of this representation vs a dense float32 N x d table."""

@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from recbole_pq.layers.derived_cache import DerivedCache
+
 DECAY_CHUNK = 64  # positions per block of the decayed prefix scan
 
 
@@ -81,16 +83,14 @@ class CodewordHistogramAttention(nn.Module):
         self.value = nn.Parameter(torch.empty(n_codebooks, dim, dim))
         for weight in (self.query, self.key, self.value):
             nn.init.normal_(weight, std=1 / math.sqrt(dim))
-        self._cache: dict = {}
+        self._cache = DerivedCache()
 
     def tables(self, codebooks: torch.Tensor):
         """(B, W, D) codewords -> score tables (B, W, W) and values (B, W, D)."""
         if self.training or torch.is_grad_enabled():
             return self._compute_tables(codebooks)
-        key = tuple((id(t), t._version) for t in (codebooks, self.query, self.key, self.value))
-        if self._cache.get("key") != key:
-            self._cache = {"key": key, "tables": self._compute_tables(codebooks)}
-        return self._cache["tables"]
+        return self._cache.get("tables", (codebooks, self.query, self.key, self.value),
+                               lambda: self._compute_tables(codebooks))
 
     def _compute_tables(self, codebooks):
         q = torch.einsum("bwd,bde->bwe", codebooks, self.query)
@@ -103,11 +103,6 @@ class CodewordHistogramAttention(nn.Module):
         rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
         weights = histogram_softmax(rows, histograms)
         return torch.einsum("nlbw,bwd->nld", weights, values)
-
-    def __getstate__(self):  # the cache is derived data: never pickled
-        state = self.__dict__.copy()
-        state["_cache"] = {}
-        return state
 
 
 class LISAEncoder(nn.Module):
