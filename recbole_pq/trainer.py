@@ -52,13 +52,11 @@ class PQTrainer(Trainer):
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if not eval_data:
             return None
-        if not (self.uses_topk_path and isinstance(eval_data, FullSortEvalDataLoader)
-                and hasattr(self.model, "full_sort_topk")):
-            if load_best_model:
-                self._load_model_weights(model_file or self.saved_model_file)
-            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         if load_best_model:
             self._load_model_weights(model_file or self.saved_model_file)
+        if not (self.uses_topk_path and isinstance(eval_data, FullSortEvalDataLoader)
+                and hasattr(self.model, "full_sort_topk")):
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         self.model.eval()
         batches = tqdm(eval_data, total=len(eval_data), ncols=100,
                        desc=set_color("Evaluate   ", "pink")) if show_progress else eval_data
@@ -78,9 +76,9 @@ class PQTrainer(Trainer):
         return result
 
     # -- checkpoints --------------------------------------------------------------
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        path = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
+    def _checkpoint_state(self, epoch) -> dict:
+        """What every checkpoint holds: plain config, weights, optimiser, early-stopping state."""
+        return {
             "config": plain_config(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -89,12 +87,15 @@ class PQTrainer(Trainer):
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
         }
-        save_checkpoint(state, path)
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_checkpoint(self._checkpoint_state(epoch), path)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
-    def _load_model_weights(self, path) -> dict:
-        checkpoint = load_checkpoint(path, map_location=self.device)
+    def _load_model_weights(self, path, checkpoint=None) -> dict:
+        checkpoint = checkpoint or load_checkpoint(path, map_location=self.device)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.logger.info(f"Loading model structure and parameters from {path}")
@@ -116,15 +117,13 @@ class PQTrainer(Trainer):
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn=after_epoch)
 
     def _save_resume_state(self, epoch, train_data) -> None:
-        state = {
-            "config": plain_config(self.config), "epoch": epoch, "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score), "best_valid_result": plain(dict(self.best_valid_result or {})),
-            "best_model_file": self.saved_model_file,
-            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "other_parameter": self.model.other_parameter(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state(),
-                    "loader": train_data.generator.get_state()},
-        }
+        state = self._checkpoint_state(epoch)
+        state.update(
+            best_valid_result=plain(dict(self.best_valid_result or {})),
+            best_model_file=self.saved_model_file,
+            rng={"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state(),
+                 "loader": train_data.generator.get_state()},
+        )
         save_checkpoint(state, self.last_checkpoint_file)
 
     def resume_checkpoint(self, resume_file, train_data=None):
@@ -136,8 +135,7 @@ class PQTrainer(Trainer):
         if checkpoint["config"].get("model") != self.config["model"]:
             raise CheckpointError(f"{resume_file} was written by model {checkpoint['config'].get('model')}, "
                                   f"not {self.config['model']}.")
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self._load_model_weights(resume_file, checkpoint)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]

@@ -36,10 +36,11 @@ class PQSequentialRecommender(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        self.check_config(config)  # also for models built without build_config
         self.loss_type = config["loss_type"]
         self.neg_samples = config["neg_samples"]
         self.gbce_t = config["gbce_t"]
-        check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)
+        check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)  # the catalogue bound
         self.train_mode = config["train_mode"]
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])

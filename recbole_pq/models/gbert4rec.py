@@ -40,7 +40,6 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.check_config(config)
         self.mask_ratio = config["mask_ratio"]
         self.mask_token = self.n_items  # one past the last item id
         self.items = self.build_item_table(config, dataset)
@@ -61,16 +60,20 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
     def encode(self, item_seq, item_seq_len):
         return self.encoder(self.embed(item_seq), self.get_attention_mask(item_seq, bidirectional=True))
 
-    def with_mask_appended(self, item_seq, item_seq_len):
-        """Put the mask token after the last item (shifting full rows left by one).
+    @staticmethod
+    def append_item(item_seq, item_seq_len, items):
+        """Put ``items`` (B,) after each row's last item; full rows shift left by one.
 
-        Returns the new (B, L) sequence and the (B,) mask positions."""
+        Returns the new (B, L) sequence and the (B,) positions written."""
         max_len = item_seq.shape[1]
-        full = item_seq.shape[1] <= item_seq_len  # rows with no free slot
+        full = item_seq_len >= max_len  # rows with no free slot
         shifted = torch.where(full.unsqueeze(1), torch.roll(item_seq, -1, dims=1), item_seq)
         position = torch.clamp(item_seq_len, max=max_len - 1)
-        shifted = shifted.scatter(1, position.unsqueeze(1), self.mask_token)
-        return shifted, position
+        return shifted.scatter(1, position.unsqueeze(1), items.unsqueeze(1)), position
+
+    def with_mask_appended(self, item_seq, item_seq_len):
+        """The history followed by the mask token: (B, L) sequence, (B,) mask positions."""
+        return self.append_item(item_seq, item_seq_len, torch.full_like(item_seq_len, self.mask_token))
 
     def forward(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state at a mask token appended after the history."""
@@ -88,11 +91,8 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
             last = targets.gather(1, (item_seq_len - 1).unsqueeze(1)).squeeze(1)
         else:
             last = interaction[self.POS_ITEM_ID]
-        max_len = item_seq.shape[1]
-        full = item_seq_len >= max_len
-        seq = torch.where(full.unsqueeze(1), torch.roll(item_seq, -1, dims=1), item_seq)
-        seq = seq.scatter(1, torch.clamp(item_seq_len, max=max_len - 1).unsqueeze(1), last.unsqueeze(1))
-        return seq, torch.clamp(item_seq_len + 1, max=max_len)
+        seq, _ = self.append_item(item_seq, item_seq_len, last)
+        return seq, torch.clamp(item_seq_len + 1, max=item_seq.shape[1])
 
     def training_positions(self, interaction):
         """Mask ``mask_ratio`` of the real items (at least one per row: the last) and

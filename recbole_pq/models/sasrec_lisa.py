@@ -82,8 +82,7 @@ class SASRecLISA(PQSequentialRecommender):
                     f"lisa_memory_limit_gb={config['lisa_memory_limit_gb']}: lower B, W, the batch or the length.")
 
     def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.check_config(config)  # also when built without build_config (before anything is allocated)
+        super().__init__(config, dataset)  # runs check_config before anything is allocated
         self.variant = config["lisa_variant"]
         dim, std, tau = config["hidden_size"], config["initializer_range"], config["lisa_tau"]
         self.causal = bool(config["lisa_causal"])
