@@ -20,6 +20,12 @@ import torch
 _NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
 
 
+# RecBole models whose training reads only the input sequence and masks it itself (its
+# MaskItemSequence transform): one row per user is their original paper's training, so
+# train_mode=seq2seq is allowed for them although they do not score every position.
+RECBOLE_SEQ2SEQ_MODELS = ("BERT4Rec",)
+
+
 def _restore_numpy_aliases() -> None:
     for name, value in _NUMPY_ALIASES.items():
         if name not in np.__dict__:

@@ -93,7 +93,8 @@ def _check_train_mode(config: Config, model_class: type) -> None:
     mode = config["train_mode"]
     if mode not in TRAIN_MODES:
         raise ConfigError(f"train_mode='{mode}' is not supported; use one of {list(TRAIN_MODES)}.")
-    if mode == "seq2seq" and not getattr(model_class, "supports_seq2seq", False):
+    seq2seq_ok = getattr(model_class, "supports_seq2seq", False) or config["model"] in compat.RECBOLE_SEQ2SEQ_MODELS
+    if mode == "seq2seq" and not seq2seq_ok:
         raise ConfigError(
             f"train_mode='seq2seq' needs a model that scores every position; "
             f"{model_class.__name__} does not. Use train_mode=prefix."

@@ -13,7 +13,10 @@ Three scorers behind one interface:
 
 Every scorer offers ``scores(q, items) -> (B, N)`` and ``topk(q, items, k) ->
 (values, ids)``; item 0 (RecBole's padding) is never recommended.  ``scores`` and
-``topk`` of one scorer use the same arithmetic, so they rank identically.
+``topk`` of one scorer use the same arithmetic, so they rank identically.  Items with
+equal scores (RecJPQ gives items with equal code tuples bit-equal scores) are listed
+lower id first by every scorer, so the scorers' rankings, and the metrics computed from
+them, agree.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ def _topk_without_padding(scores: torch.Tensor, k: int):
     return torch.topk(scores, k, dim=1)
 
 
+def ties_by_id(values: torch.Tensor, ids: torch.Tensor):
+    """(B, k) top-k rows reordered best first, equal scores lower id first."""
+    by_id = torch.argsort(ids, dim=1)
+    values, ids = torch.gather(values, 1, by_id), torch.gather(ids, 1, by_id)
+    by_value = torch.argsort(values, dim=1, descending=True, stable=True)
+    return torch.gather(values, 1, by_value), torch.gather(ids, 1, by_value)
+
+
 class Scorer:
     """Interface: all-item scores and top-k for (B, d) queries."""
 
@@ -48,8 +59,11 @@ class Scorer:
         raise NotImplementedError
 
     def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int):
-        """(values, ids), both (B, k), best first, padding excluded."""
+        """(values, ids), both (B, k), best first (ties: lower id first), padding excluded."""
         check_k(k, items.n_items)
+        return ties_by_id(*self._topk(query, items, k))
+
+    def _topk(self, query, items, k):
         return _topk_without_padding(self.scores(query, items), k)
 
 
@@ -108,8 +122,7 @@ class PQTopKScorer(Scorer):
             [pq_chunk_scores(sub_scores, items.codes[s:s + self.chunk_size])
              for s in range(0, items.n_items, self.chunk_size)], dim=1)
 
-    def topk(self, query, items, k):
-        check_k(k, items.n_items)
+    def _topk(self, query, items, k):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
         if self._use_fused(query):
             values, ids = pq_kernels.fused_topk(sub_scores.detach().numpy(), items.codes.numpy(), k)
@@ -154,10 +167,9 @@ class PruneScorer(PQTopKScorer):
     def postings(self, items):
         return self._postings.get("lists", (items.codes,), lambda: pq_kernels.posting_lists(items.codes.numpy(), items.b))
 
-    def topk(self, query, items, k):
-        check_k(k, items.n_items)
+    def _topk(self, query, items, k):
         if query.device.type != "cpu":
-            return super().topk(query, items, k)
+            return super()._topk(query, items, k)
         sub_scores = items.sub_item_scores(query).detach().numpy()
         values, ids, self.last_scored = pq_kernels.pruned_topk(
             sub_scores, items.codes.numpy(), k, self.postings(items), budget_fraction=self.budget)

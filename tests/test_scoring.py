@@ -135,3 +135,23 @@ def test_posting_lists_group_items_by_code():
         for code in range(3):
             group = items[split, offsets[split, code]:offsets[split, code + 1]]
             assert sorted(group.tolist()) == np.flatnonzero(codes[:, split] == code).tolist()
+
+
+@pytest.mark.parametrize("k", [2, 8, 20])
+def test_equal_scores_are_listed_lower_id_first_by_every_scorer(k):
+    """Items i and i + 20 share their codes, hence their scores: every scorer lists each
+    such pair lower id first, so rankings (and metrics) agree exactly across scorers."""
+    torch.manual_seed(1)
+    codes = np.stack([np.arange(41) % 20, (np.arange(41) * 3) % 20], axis=1)
+    layer = ItemCodeEmbedding(codes, 20, 16, init_std=1.0)
+    query = torch.randn(4, 16)
+    expected = None
+    variants = [(name, "auto") for name in SCORERS] + [("pqtopk", "torch")]
+    for name, backend in variants:
+        with torch.no_grad():
+            values, ids = make_scorer(name, chunk_size=7, backend=backend).topk(query, layer, k)
+        pairs = ids.view(4, k // 2, 2)
+        assert (pairs[..., 0] + 20 == pairs[..., 1]).all(), (name, ids)
+        if expected is None:
+            expected = ids
+        assert torch.equal(ids, expected), name

@@ -1,0 +1,54 @@
+"""The dense baselines of the quality comparison: DenseSASRec and RecBole's BERT4Rec on
+one row per user, and the quality benchmark's records."""
+
+import json
+import sys
+
+import pytest
+
+from recbole_pq.errors import ConfigError
+from recbole_pq.pipeline import build_config, run, setup
+
+
+def test_dense_sasrec_trains_and_has_a_dense_table(ml1m_slice, fast_settings):
+    config, _, model, _ = setup("DenseSASRec", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice)})
+    assert config["train_mode"] == "seq2seq"
+    assert model.items.weight.shape == (model.n_items, fast_settings["hidden_size"])
+    result = run("DenseSASRec", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice)})
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+
+
+def test_dense_sasrec_refuses_pq_scorers():
+    with pytest.raises(ConfigError, match="scorer='pqtopk'.*dense"):
+        build_config("DenseSASRec", "ml-100k", config_dict={"scorer": "pqtopk"})
+
+
+def test_recbole_bert4rec_trains_on_one_row_per_user(ml1m_slice, fast_settings):
+    settings = {**fast_settings, "data_path": str(ml1m_slice), "train_mode": "seq2seq"}
+    _, (train, _, _), _, _ = setup("BERT4Rec", "ml-1m", config_dict=settings)
+    assert len(train.dataset) == 60  # one row per user, not one per interaction
+    result = run("BERT4Rec", "ml-1m", config_dict=settings)
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+
+
+def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypatch):
+    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    from benchmarks import quality
+
+    monkeypatch.setattr(quality, "ROOT", tmp_path)  # checkpoints go under tmp_path/saved
+    out, md = tmp_path / "q.json", tmp_path / "Q.md"
+    argv = ["--dataset", "ml-100k", "--models", "SASRec", "SASRecJPQ-svd", "--epochs", "1",
+            "--max-seq-length", "20", "--json", str(out), "--md", str(md)]
+    quality.main(argv)
+    records = json.loads(out.read_text())
+    assert {r["model"] for r in records} == {"SASRec", "SASRecJPQ-svd"}
+    assert {r["metric"] for r in records} == {"ndcg@10", "recall@10", "hit@10"}
+    for r in records:
+        assert {"dataset", "protocol", "model", "metric", "value", "epochs", "train_seconds", "item_table_mb"} <= set(r)
+        assert r["dataset"] == "ml-100k" and r["protocol"] == "full" and r["epochs"] == 1
+    jpq = next(r for r in records if r["model"] == "SASRecJPQ-svd")
+    dense = next(r for r in records if r["model"] == "SASRec")
+    assert jpq["scorers_agree"] is True and jpq["item_table_mb"] < dense["item_table_mb"]
+    assert "| SASRecJPQ-svd |" in md.read_text()
+    quality.main(argv)  # resumable: a second run skips what is done
+    assert json.loads(out.read_text()) == records
