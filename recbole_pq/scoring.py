@@ -21,6 +21,7 @@ them, agree.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from recbole_pq import pq_kernels
@@ -124,22 +125,35 @@ class PQTopKScorer(Scorer):
 
     def _topk(self, query, items, k):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
-        if self._use_fused(query):
-            values, ids = pq_kernels.fused_topk(sub_scores.detach().numpy(), items.codes.numpy(), k)
-            return torch.from_numpy(values), torch.from_numpy(ids)
-        best_values = best_ids = None
-        for start in range(0, items.n_items, self.chunk_size):
-            chunk = pq_chunk_scores(sub_scores, items.codes[start:start + self.chunk_size])
-            if start == 0:
-                chunk[:, PADDING_ID] = float("-inf")
-            chunk_ids = torch.arange(start, start + chunk.shape[1], device=query.device).expand_as(chunk)
-            if best_values is not None:
-                chunk = torch.cat([best_values, chunk], dim=1)
-                chunk_ids = torch.cat([best_ids, chunk_ids], dim=1)
-            keep = min(k, chunk.shape[1])
-            best_values, pos = torch.topk(chunk, keep, dim=1)
-            best_ids = torch.gather(chunk_ids, 1, pos)
-        return best_values, best_ids
+        return topk_from_sub_scores(sub_scores, items.codes, k, self.chunk_size,
+                                    use_fused=self._use_fused(query))
+
+
+def topk_from_sub_scores(sub_scores: torch.Tensor, codes: torch.Tensor, k: int, chunk_size: int = 16384,
+                         use_fused: bool | None = None, skip_padding: bool = True):
+    """PQTopK's scan: (B, m, b) sub-item scores and (N, m) codes -> (values, ids) (B, k).
+
+    ``skip_padding``: never return id 0 (False for a shard whose first id is a real item).
+    ``use_fused``: the numba kernel (default: when installed and on CPU), else torch chunks."""
+    if use_fused is None:
+        use_fused = pq_kernels.available() and sub_scores.device.type == "cpu"
+    if use_fused:
+        values, ids = pq_kernels.fused_topk(sub_scores.detach().numpy(), np.asarray(codes), k, skip_padding)
+        return torch.from_numpy(values), torch.from_numpy(ids)
+    codes = torch.as_tensor(codes)
+    best_values = best_ids = None
+    for start in range(0, codes.shape[0], chunk_size):
+        chunk = pq_chunk_scores(sub_scores, codes[start:start + chunk_size])
+        if start == 0 and skip_padding:
+            chunk[:, PADDING_ID] = float("-inf")
+        chunk_ids = torch.arange(start, start + chunk.shape[1], device=sub_scores.device).expand_as(chunk)
+        if best_values is not None:
+            chunk = torch.cat([best_values, chunk], dim=1)
+            chunk_ids = torch.cat([best_ids, chunk_ids], dim=1)
+        keep = min(k, chunk.shape[1])
+        best_values, pos = torch.topk(chunk, keep, dim=1)
+        best_ids = torch.gather(chunk_ids, 1, pos)
+    return best_values, best_ids
 
 
 class PruneScorer(PQTopKScorer):

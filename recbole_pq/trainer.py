@@ -86,6 +86,7 @@ class PQTrainer(Trainer):
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
+            "item_tokens": [str(token) for token in self.model.item_tokens],
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):

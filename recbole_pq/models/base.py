@@ -45,6 +45,9 @@ class PQSequentialRecommender(SequentialRecommender):
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
         self.initializer_range = config["initializer_range"]
+        # Original item tokens by id (id 0 = padding): saved in checkpoints so a served
+        # model speaks the data set's ids (recbole_pq.Recommender).
+        self.item_tokens = dataset.field2id_token[self.ITEM_ID]
 
     @staticmethod
     def require_dense_scorer(config, why: str) -> None:

@@ -150,13 +150,17 @@ class SASRecLISA(PQSequentialRecommender):
         return LISAState(histogram.clone(), int(history[-1]), int(history.numel()))
 
     @torch.no_grad()
-    def step(self, state: LISAState, item: int, k: int = 10):
-        """Add one interaction in O(B W D) and return (new state, (values, ids) top-k)."""
+    def advance(self, state: LISAState, item: int) -> LISAState:
+        """The state after one more interaction, in O(B W D) whatever the history's length."""
         if not 1 <= int(item) < self.n_items:
             raise ValueError(f"item id {item} is outside the catalogue [1, {self.n_items - 1}]")
         self.eval()
         histogram = self.gamma * state.histogram + self._item_assignment(int(item))
-        new_state = LISAState(histogram, int(item), state.length + 1)
+        return LISAState(histogram, int(item), state.length + 1)
+
+    def step(self, state: LISAState, item: int, k: int = 10):
+        """Add one interaction and return (new state, (values, ids) top-k)."""
+        new_state = self.advance(state, item)
         return new_state, self.recommend(new_state, k)
 
     @torch.no_grad()
