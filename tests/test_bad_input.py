@@ -78,6 +78,27 @@ def _lisa(env, **overrides):
                                                      "checkpoint_dir": str(env["tmp"]), **overrides})[2]
 
 
+def _recommender(env, model="SASRecJPQ"):
+    from recbole_pq.recommender import Recommender
+
+    return Recommender(setup(model, "ml-1m", config_dict={**TINY, "data_path": str(env["data"]),
+                                                          "checkpoint_dir": str(env["tmp"])})[2])
+
+
+def _serve_foreign_model(env):
+    from recbole_pq.recommender import Recommender
+
+    path = env["tmp"] / "sasrec.pth"
+    save_checkpoint({"config": {"model": "SASRec"}, "state_dict": {}}, path)
+    Recommender.load(path)
+
+
+def _sharded_dense(env):
+    from recbole_pq.sharded import ShardedScorer
+
+    ShardedScorer(_recommender(env, "gBERT4Rec").model.items, 2)
+
+
 # (case id, what goes wrong, callable, exception, pattern the message must contain)
 CASES = [
     ("unknown-model", "model name not found", lambda env: recbole_pq.get_model_class("SASRecJQP"), ConfigError,
@@ -155,6 +176,21 @@ CASES = [
      r"foreign\.pth is not a recbole-pq checkpoint"),
     ("resume-best-file", "--resume given the best-model file", _resume_from_best, CheckpointError,
      r"best\.pth is a best-model checkpoint"),
+    ("serve-unknown-items", "a history of unknown item tokens",
+     lambda env: _recommender(env).recommend([["nope", "nada"]]), ConfigError,
+     r"no item of the history \['nope', 'nada'\]"),
+    ("serve-history-string", "a history given as one string",
+     lambda env: _recommender(env).recommend(["1 2 3"]), ConfigError, r"not the string '1 2 3'"),
+    ("serve-k", "recommend k beyond the catalogue", lambda env: _recommender(env).recommend([["1"]], k=10**6),
+     ConfigError, r"k=1000000"),
+    ("serve-foreign-model", "serving a checkpoint of a RecBole model", _serve_foreign_model, CheckpointError,
+     r"'SASRec', which is not a recbole-pq model"),
+    ("serve-online-not-lisa", "online updates on a model without them", lambda env: _recommender(env).start(["1"]),
+     ConfigError, r"online updates need SASRecLISA"),
+    ("shards-zero", "sharded scoring over 0 shards",
+     lambda env: __import__("recbole_pq.sharded").sharded.ShardedScorer(ItemCodeEmbedding(_codes(), 4, 8), 0),
+     ConfigError, r"shards=0 is not allowed"),
+    ("shards-dense", "sharding a dense item table", _sharded_dense, ConfigError, r"needs compressed items"),
     ("tune-unknown-key", "search space over a key the model lacks", tune_case({"pq_mm": {"grid": [2]}}),
      ConfigError, r"'pq_mm' is not a config key of SASRecJPQ"),
     ("tune-empty", "empty search space", tune_case({}), ConfigError, r"search space is empty"),
