@@ -72,3 +72,43 @@ def test_seq2seq_keeps_recbole_eval_rows(ml1m_slice, fast_settings):
     for a, b in ((valid_s2s, valid_pre), (test_s2s, test_pre)):
         for field in ("item_id", "item_id_list", "item_length"):
             assert torch.equal(a._dataset.inter_feat[field], b._dataset.inter_feat[field])
+
+
+RAW_FILES = {
+    "ml-1m-raw": ("ratings.dat", "2::20::5::300\n1::10::4::200\n1::11::3::100\n2::21::1::100\n"),
+    "gowalla": ("loc-gowalla_totalCheckins.txt",
+                "7\t2010-10-19T23:55:27Z\t30.2\t-97.7\t22847\n7\t2010-10-18T22:17:43Z\t30.2\t-97.7\t420315\n"
+                "3\t2010-10-17T23:42:03Z\t30.2\t-97.7\t316637\n"),
+    "booking": ("train_set.csv",
+                "user_id,checkin,checkout,city_id,device_class,affiliate_id,booker_country,hotel_country,utrip_id\n"
+                "1,2016-04-12,2016-04-13,8183,desktop,7168,Elbonia,Gondal,1_1\n"
+                "1,2016-04-09,2016-04-11,15626,desktop,7168,Elbonia,Gondal,1_1\n"
+                "2,2016-01-01,2016-01-02,999,mobile,1,Elbonia,Gondal,2_1\n"),
+}
+EXPECTED_ORDER = {"ml-1m-raw": ["1 11", "1 10", "2 21", "2 20"],
+                  "gowalla": ["3 316637", "7 420315", "7 22847"],
+                  "booking": ["1_1 15626", "1_1 8183", "2_1 999"]}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_FILES))
+def test_raw_converters_keep_real_time_order(name, tmp_path):
+    from recbole_pq.prepare import prepare
+
+    file_name, text = RAW_FILES[name]
+    source = tmp_path / file_name
+    source.write_text(text)
+    out = prepare(name, source=source, out_root=tmp_path / "out")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "user_id:token\titem_id:token\ttimestamp:float"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [f"{u} {i}" for u, i, _ in rows] == EXPECTED_ORDER[name]
+    times = [int(t) for _, _, t in rows]
+    assert all(t > 0 for t in times)
+
+
+@pytest.mark.parametrize("name", sorted(RAW_FILES))
+def test_raw_converter_says_where_to_put_a_missing_file(name, tmp_path):
+    from recbole_pq.prepare import prepare
+
+    with pytest.raises(FileNotFoundError, match=f"not shipped.*{RAW_FILES[name][0].split('.')[0]}"):
+        prepare(name, source=tmp_path / "absent" / RAW_FILES[name][0], out_root=tmp_path)
