@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 PROPERTIES = ROOT / "properties"
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "quality.json"
 MD_DEFAULT = ROOT / "docs" / "QUALITY.md"
+NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
 PROTOCOL_METRICS = {
     "full": ("ndcg@10", "recall@10", "hit@10"),
@@ -204,6 +205,10 @@ def render_markdown(records: list[dict]) -> str:
              "2-core session). `BERT4Rec` is RecBole's, trained on the same one-row-per-user sequences",
              "with its own masking. Published numbers come from longer training on GPUs.", ""]
     for dataset in sorted({r["dataset"] for r in records}):
+        seconds = sum({(r["protocol"], r["model"]): r["train_seconds"] for r in records
+                       if r["dataset"] == dataset}.values())
+        lines += [f"Training time for {dataset}, all models below: {seconds / 60:.0f} min (fit + validation, "
+                  "2 CPU cores; the machine also ran other jobs, so times are upper bounds).", ""]
         for protocol in ("full", "uni100"):
             rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
             if not rows:
@@ -231,6 +236,8 @@ def render_markdown(records: list[dict]) -> str:
                              f"{first['item_table_mb']:.3f} | {first['compression']:.1f}x |")
             lines += [""] + target_lines(rows) + [""]
     lines += ["Sources of the published numbers: " + "; ".join(sorted({v[1] for v in PUBLISHED.values()})) + ".", ""]
+    if NOTES.is_file():  # the analysis of a run, written after reading it
+        lines += [NOTES.read_text().strip(), ""]
     return "\n".join(lines)
 
 
@@ -253,7 +260,7 @@ def target_lines(rows: list[dict]) -> list[str]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=DATASETS, required=True)
+    parser.add_argument("--dataset", choices=DATASETS)
     parser.add_argument("--protocol", choices=("full", "uni100", "all"), default="all")
     parser.add_argument("--models", nargs="*", help="names as in the JSON (default: all of the protocol)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -267,7 +274,10 @@ def parse_args(argv=None):
     parser.add_argument("--force", action="store_true", help="re-run models that already have records")
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     parser.add_argument("--md", type=Path, default=MD_DEFAULT)
+    parser.add_argument("--render", action="store_true", help="only re-render the markdown from the JSON")
     args = parser.parse_args(argv)
+    if not args.dataset and not args.render:
+        parser.error("--dataset is required (or --render)")
     known = {s.name for s in SPECS}
     unknown = sorted(set(args.models or []) - known)
     if unknown:
@@ -279,6 +289,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     specs = [s for s in SPECS if args.protocol in ("all", s.protocol) and (not args.models or s.name in args.models)]
     records = load_records(args.json)
+    if args.render:
+        args.md.write_text(render_markdown(records))
+        return
     done = {(r["dataset"], r["protocol"], r["model"]) for r in records}
     for spec in specs:
         if (args.dataset, spec.protocol, spec.name) in done and not args.force:
