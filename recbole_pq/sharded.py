@@ -73,7 +73,9 @@ def init_ray(address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray starts workers at niceness 15 (background work); shard actors answer queries, so a
+    # local Ray started here gives them normal priority (a cluster keeps its own setting).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
              ignore_reinit_error=True)
 
