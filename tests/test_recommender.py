@@ -99,14 +99,6 @@ def test_online_updates_equal_batch_recommendations(ml1m_slice, fast, tmp_path_f
         recommender.update(user, "no-such-item")
 
 
-def test_online_mode_needs_lisa(served):
-    _, model, checkpoint = served
-    if hasattr(model, "init_state"):
-        pytest.skip("LISA has the online mode")
-    with pytest.raises(ConfigError, match="online updates need SASRecLISA"):
-        Recommender.load(checkpoint).start(["1"])
-
-
 def test_cli_prints_json(served, capsys):
     data, model, checkpoint = served
     histories, _ = evaluator_view(data, model)
@@ -128,3 +120,13 @@ def test_non_plugin_and_broken_checkpoints(tmp_path, served):
     with pytest.raises(CheckpointError, match="cannot be read"):
         Recommender.load(broken)
     assert recommend_cli([str(broken), "--history", "1"]) == 2
+
+
+def test_checkpoint_of_the_runner_serves(ml1m_slice, fast_settings):
+    from recbole_pq import run
+
+    result = run("SASRecJPQ", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice)})
+    recommender = Recommender.load(result["saved_model_file"])
+    first_items = [str(t) for t in recommender.tokens[1:4]]
+    out = recommender.recommend([first_items], k=5)[0]
+    assert len(out["items"]) == 5 and not set(out["items"]) & set(first_items)
