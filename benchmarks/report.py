@@ -181,6 +181,16 @@ def attention_section(data: dict) -> list[str]:
     return lines
 
 
+def _load_note(data: dict) -> str:
+    load = data.get("load_average_at_start")
+    if load is None:
+        return ""
+    busy = load >= 0.5 * data["threads"]
+    return (f"Load average when the run started: {load} on {data['threads']} cores"
+            + (" — other jobs were running, so single-process and sharded times were not taken under the same "
+               "load and their ratios are noisy." if busy else "."))
+
+
 def sharded_section(data: dict) -> list[str]:
     records = data["records"]
     lines = ["## PQTopK sharded over Ray actors (one machine)", "",
@@ -188,7 +198,7 @@ def sharded_section(data: dict) -> list[str]:
              "Synthetic uint8 codes (m = 8, b = 256) in one memory-mapped `.npy` file; each shard actor scans its "
              "range with the fused kernel and returns its top-10; the driver merges (`recbole_pq.sharded`). "
              "One user per query, median after a warm-up; the merged top-10 is checked against the "
-             "single-process scan.", "",
+             f"single-process scan. {_load_note(data)}", "",
              "| items | shards | ms per query | single process ms | ratio |", "|---|---|---|---|---|"]
     for r in records:
         lines.append(f"| {r['n_items']:.0e} | {r['shards']} | {_ms(r['ms_per_query'])} | "

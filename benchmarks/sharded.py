@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     from recbole_pq.sharded import ShardPool, init_ray
 
     threads = os.cpu_count() or 1
+    load_at_start = round(os.getloadavg()[0], 2)  # other jobs on the machine skew the times: say so
     torch.set_num_threads(threads)
     args.dir.mkdir(parents=True, exist_ok=True)
     tables = np.random.default_rng(1).standard_normal((1, M, B)).astype(np.float32)
@@ -113,7 +114,8 @@ def main(argv=None) -> int:
         del codes
     ray.shutdown()
     out = {"command": "python benchmarks/sharded.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "threads": threads, "cpu": platform.processor() or platform.machine(), "records": records}
+           "threads": threads, "cpu": platform.processor() or platform.machine(),
+           "load_average_at_start": load_at_start, "records": records}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.json}")
