@@ -1,6 +1,7 @@
 """Safe dynamic pruning (scorer ``prune``) vs the fused PQTopK scan, on trained and random tables.
 
     python benchmarks/prune.py [--epochs 5] [--sizes 1e6,1e7] [--users 32]
+    python benchmarks/prune.py --checkpoint saved/.../SASRecJPQ-....pth --codes derived --redraw 0.25
 
 "trained": SASRecJPQ is trained on ML-1M (prepared with `python dataset/prepare.py ml-1m`);
 its sub-item embeddings (m = 8, b = 256, d = 64) and the user vectors of test users are
@@ -9,6 +10,13 @@ score skew at a large catalogue.  "random": the same code tables with random N(0
 sub-item embeddings.  One user at a time (batch 1), median over users of the median of 3
 runs.  Records (method prune / pqtopk_fused, tables trained / random) are merged into
 docs/benchmarks/scoring.json; re-render docs/PERFORMANCE.md with benchmarks/report.py.
+
+``--checkpoint``: the tables, codes and user vectors of a trained SASRecJPQ checkpoint instead
+(users: the last histories of its data set's users).  ``--codes derived``: the N synthetic
+items are not uniform but copies of the trained model's real (svd) item codes, each split
+redrawn uniformly with probability ``--redraw``: a catalogue whose code distribution has the
+real one's structure (items that share sub-ids), which is what pruning feeds on.  Uniform
+codes are the worst case for pruning: no item is close to a user's best sub-items.
 """
 
 from __future__ import annotations
@@ -50,6 +58,40 @@ def trained_tables(epochs: int, users: int, retrain: bool = False):
     return sub_items, queries
 
 
+def checkpoint_tables(path: Path, users: int):
+    """(sub-item embeddings, user vectors, real codes) of a trained SASRecJPQ checkpoint;
+    user vectors of test users of its data set (rebuilt with the checkpoint's config)."""
+    import torch
+
+    from recbole_pq.checkpoint import load_checkpoint
+    from recbole_pq.pipeline import setup
+
+    state = load_checkpoint(path)
+    saved = state["config"]
+    keys = ("hidden_size", "n_layers", "n_heads", "inner_size", "pq_m", "pq_b", "MAX_ITEM_LIST_LENGTH",
+            "code_assignment", "seed")
+    _, (_, _, test), model, _ = setup(saved["model"], saved["dataset"], config_dict={
+        **{k: saved[k] for k in keys}, "state": "WARNING", "checkpoint_dir": str(ROOT / "saved" / "prune-benchmark")})
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        batch = next(iter(test))[0]
+        queries = model.forward(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[:users]
+    return model.items.sub_item_embeddings.detach().clone(), queries, model.items.codes.numpy()
+
+
+def derived_codes(real_codes, n_items: int, redraw: float, seed: int = 0):
+    """(n_items, m) codes: copies of random real items' codes, each split redrawn uniformly
+    with probability ``redraw`` (item 0, padding, excluded from the copies)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    b = 256
+    source = real_codes[1:][rng.integers(0, len(real_codes) - 1, size=n_items)]
+    fresh = rng.integers(0, b, size=source.shape, dtype=source.dtype)
+    return np.where(rng.random(source.shape) < redraw, fresh, source).astype(np.uint8)
+
+
 def prune_scorer(budget):
     from recbole_pq.scoring import make_scorer
 
@@ -86,13 +128,24 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="prune budget (share of items) to use")
     parser.add_argument("--retrain", action="store_true", help="ignore the cached trained tables")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmarks" / "scoring.json")
+    parser.add_argument("--checkpoint", type=Path, help="trained SASRecJPQ checkpoint (m = 8, b = 256)")
+    parser.add_argument("--codes", choices=("uniform", "derived"), default="uniform")
+    parser.add_argument("--redraw", type=float, default=0.25, help="derived codes: share of splits redrawn")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    trained, queries = trained_tables(args.epochs, args.users, args.retrain)
+    if args.checkpoint:
+        trained, queries, real_codes = checkpoint_tables(args.checkpoint, args.users)
+    else:
+        trained, queries = trained_tables(args.epochs, args.users, args.retrain)
+        real_codes = None
+    if args.codes == "derived" and real_codes is None:
+        parser.error("--codes derived needs --checkpoint (the real codes to derive from)")
+    codes_name = "uniform" if args.codes == "uniform" else f"derived (redraw {args.redraw})"
     random_tables = torch.randn_like(trained)
+    command = "python benchmarks/prune.py " + " ".join(argv if argv is not None else sys.argv[1:])
     records = []
     for n in args.sizes:
-        codes = generate_codes(n)
+        codes = generate_codes(n) if args.codes == "uniform" else derived_codes(real_codes, n, args.redraw)
         for tables_name, tables in (("trained", trained), ("random", random_tables)):
             layer = ItemCodeEmbedding(codes, B, tables.shape[0] * tables.shape[2])
             layer.requires_grad_(False)
@@ -108,7 +161,8 @@ def main(argv=None) -> int:
                 seconds = statistics.median(per_user)
                 record = {"method": method, "tables": tables_name, "n_items": n, "dim": layer.dim, "m": M, "b": B,
                           "batch": 1, "k": 10, "ms_per_user": 1000 * seconds, "items_per_second": n / seconds,
-                          "users": len(users), "peak_rss_mb": None}
+                          "users": len(users), "peak_rss_mb": None, "codes": codes_name, "command": command,
+                          "source": str(args.checkpoint) if args.checkpoint else f"{args.epochs}-epoch ML-1M run"}
                 if method == "prune":
                     record["budget"] = scorer.budget
                 if method == "prune":
@@ -120,10 +174,10 @@ def main(argv=None) -> int:
                 print(json.dumps(record), flush=True)
                 records.append(record)
     data = json.loads(args.json.read_text())
-    keep = [r for r in data["records"] if not (r.get("tables") == "trained" or r["method"] == "prune"
-                                               or (r.get("users") and r["n_items"] in args.sizes))]
+    same_codes = lambda r: r.get("codes", "uniform") == codes_name  # noqa: E731
+    keep = [r for r in data["records"] if not (same_codes(r) and (r.get("tables") == "trained" or r["method"] == "prune"
+                                               or (r.get("users") and r["n_items"] in args.sizes)))]
     data["records"] = keep + records
-    data["prune_command"] = "python benchmarks/prune.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.json.write_text(json.dumps(data, indent=1))
     print(f"merged into {args.json}")
     return 0

@@ -95,21 +95,27 @@ def prune_section(data: dict) -> list[str]:
     records = [r for r in data["records"] if "users" in r]
     if not records:
         return []
+    commands = sorted({r.get("command", data.get("prune_command", "python benchmarks/prune.py")) for r in records})
     lines = ["## Safe dynamic pruning (scorer `prune`) vs the fused scan", "",
-             f"Command: `{data.get('prune_command', 'python benchmarks/prune.py')}`. One user at a time; median over "
-             f"{records[0]['users']} users. *trained*: sub-item embeddings and user vectors of SASRecJPQ trained on "
-             "ML-1M (5 epochs unless the command says otherwise), scored against synthetic codes of N items; "
-             "*random*: N(0, 1) tables and users. Pruning may score at most "
-             f"{next((r['budget'] for r in records if 'budget' in r), 0):.1%} of the items before it gives up "
-             "and scans (its cost so far is the overhead of a fallback).", "",
-             "| tables | N | fused ms/user | prune ms/user | fused ÷ prune | prune |", "|---|---|---|---|---|---|"]
-    for tables in ("trained", "random"):
-        for n in sorted({r["n_items"] for r in records}):
-            fused = [r for r in records if (r["method"], r["tables"], r["n_items"]) == ("pqtopk_fused", tables, n)]
-            prune = [r for r in records if (r["method"], r["tables"], r["n_items"]) == ("prune", tables, n)]
-            if fused and prune:
-                f, p = fused[0]["ms_per_user"], prune[0]["ms_per_user"]
-                lines.append(f"| {tables} | {n:.0e} | {f:.3g} | {p:.3g} | {f / p:.2f}× | {prune[0].get('note', '')} |")
+             "Commands: " + "; ".join(f"`{c}`" for c in commands) + f". One user at a time; median over "
+             f"{records[0]['users']} users. *trained*: sub-item embeddings and user vectors of a SASRecJPQ trained on "
+             "ML-1M (the source column: a 5-epoch run of the benchmark, or a checkpoint); *random*: N(0, 1) tables "
+             "and users. *uniform* codes: N synthetic items with uniform codes (the worst case for pruning); "
+             "*derived*: copies of the trained model's real svd item codes with a share of splits redrawn. "
+             "Budget: the share of items pruning may score before it gives up and scans.", "",
+             "| tables | codes | N | budget | fused ms/user | prune ms/user | fused ÷ prune | prune |",
+             "|---|---|---|---|---|---|---|---|"]
+    for codes in sorted({r.get("codes", "uniform") for r in records}):
+        for tables in ("trained", "random"):
+            for n in sorted({r["n_items"] for r in records}):
+                def pick(method):
+                    return [r for r in records if (r["method"], r["tables"], r["n_items"], r.get("codes", "uniform"))
+                            == (method, tables, n, codes)]
+                fused, prune = pick("pqtopk_fused"), pick("prune")
+                if fused and prune:
+                    f, p = fused[0]["ms_per_user"], prune[0]["ms_per_user"]
+                    lines.append(f"| {tables} | {codes} | {n:.0e} | {prune[0].get('budget', 0):.1%} | {f:.3g} | "
+                                 f"{p:.3g} | {f / p:.2f}× | {prune[0].get('note', '')} |")
     return lines + [""]
 
 
