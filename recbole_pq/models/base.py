@@ -83,28 +83,32 @@ class PQSequentialRecommender(SequentialRecommender):
         return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
 
     def training_positions(self, interaction):
-        """(P, d) states and (P,) target ids of every position that has a loss."""
+        """(B, L, d) states, (B, L) target ids and a (B, L) mask of the positions that have a
+        loss (prefix mode: L = 1, the last position)."""
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if self.train_mode == "seq2seq":
             targets = interaction[self.TARGET_SEQ]
-            mask = targets > 0
-            return self.encode(item_seq, item_seq_len)[mask], targets[mask]
-        return self.forward(item_seq, item_seq_len), interaction[self.POS_ITEM_ID]
+            return self.encode(item_seq, item_seq_len), targets, targets > 0
+        targets = interaction[self.POS_ITEM_ID].unsqueeze(1)
+        return self.forward(item_seq, item_seq_len).unsqueeze(1), targets, torch.ones_like(targets, dtype=torch.bool)
 
     def calculate_loss(self, interaction):
-        query, targets = self.training_positions(interaction)
-        return self.loss_from_positions(query, targets)
+        return self.loss_from_positions(*self.training_positions(interaction))
 
-    def loss_from_positions(self, query, targets):
+    def loss_from_positions(self, states, targets, mask):
+        """Loss over the masked positions of (B, L, d) states with (B, L) targets."""
+        query, positives = states[mask], targets[mask]
         if self.loss_type == "CE":
             logits = query @ self.items.reconstruct().T
             logits[:, 0] = float("-inf")  # never predict padding
-            return F.cross_entropy(logits, targets)
-        # One set of uniform negatives per batch, shared by all positions: keeps memory at
-        # P x k instead of P x k x d; each position still sees k uniform negatives.
-        negatives = sample_negatives((self.neg_samples,), self.n_items, device=query.device)
-        pos_logits = (query * self.items(targets)).sum(-1)
-        neg_logits = query @ self.items(negatives).T
+            return F.cross_entropy(logits, positives)
+        # Each row (one user's sequence) draws its own k uniform negatives, shared by its
+        # positions: (B, k, d) embeddings and one batched product, not (P, k, d).  Negatives
+        # shared by a whole batch made sampled-loss training fail (measured on ml-100k:
+        # gBERT4Rec valid NDCG@10 0.003 after 20 epochs, vs 0.02 with CE).
+        negatives = sample_negatives((states.shape[0], self.neg_samples), self.n_items, device=states.device)
+        neg_logits = torch.bmm(states, self.items(negatives).transpose(1, 2))[mask]  # (P, k)
+        pos_logits = (query * self.items(positives)).sum(-1)
         if self.loss_type == "BPR":
             return bpr_loss(pos_logits, neg_logits)
         beta = 1.0 if self.loss_type == "BCE" else gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)

@@ -95,16 +95,15 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         return seq, torch.clamp(item_seq_len + 1, max=item_seq.shape[1])
 
     def training_positions(self, interaction):
-        """Mask ``mask_ratio`` of the real items (at least one per row: the last) and
-        return the states at the masked positions with the items they hid."""
+        """Mask ``mask_ratio`` of the real items (at least one per row: the last); returns
+        the (B, L, d) states, the (B, L) items and the (B, L) mask of the hidden ones."""
         seq, lengths = self.full_training_sequence(interaction)
         positions = torch.arange(seq.shape[1], device=seq.device).unsqueeze(0)
         real = positions < lengths.unsqueeze(1)
         masked = (torch.rand(seq.shape, device=seq.device) < self.mask_ratio) & real
         no_mask = ~masked.any(dim=1)
         masked[no_mask, lengths[no_mask] - 1] = True
-        states = self.encode(seq.masked_fill(masked, self.mask_token), lengths)
-        return states[masked], seq[masked]
+        return self.encode(seq.masked_fill(masked, self.mask_token), lengths), seq, masked
 
 
 @register
