@@ -48,11 +48,7 @@ def trained_tables(epochs: int, users: int, retrain: bool = False):
         "epochs": epochs, "pq_m": 8, "pq_b": 256, "hidden_size": 64, "state": "WARNING",
         "checkpoint_dir": str(ROOT / "saved" / "prune-benchmark")})
     trainer.fit(train, valid, saved=False)
-    model.eval()
-    with torch.no_grad():
-        batch = next(iter(test))[0]
-        queries = model.forward(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[:users]
-    sub_items = model.items.sub_item_embeddings.detach().clone()
+    sub_items, queries = tables_and_user_vectors(model, test, users)
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"sub_item_embeddings": sub_items, "queries": queries}, cache)
     return sub_items, queries
@@ -61,8 +57,6 @@ def trained_tables(epochs: int, users: int, retrain: bool = False):
 def checkpoint_tables(path: Path, users: int):
     """(sub-item embeddings, user vectors, real codes) of a trained SASRecJPQ checkpoint;
     user vectors of test users of its data set (rebuilt with the checkpoint's config)."""
-    import torch
-
     from recbole_pq.checkpoint import load_checkpoint
     from recbole_pq.pipeline import setup
 
@@ -73,11 +67,18 @@ def checkpoint_tables(path: Path, users: int):
     _, (_, _, test), model, _ = setup(saved["model"], saved["dataset"], config_dict={
         **{k: saved[k] for k in keys}, "state": "WARNING", "checkpoint_dir": str(ROOT / "saved" / "prune-benchmark")})
     model.load_state_dict(state["state_dict"])
+    return (*tables_and_user_vectors(model, test, users), model.items.codes.numpy())
+
+
+def tables_and_user_vectors(model, test, users: int):
+    """(m, b, d/m) sub-item embeddings and the (users, d) vectors of the first test users."""
+    import torch
+
     model.eval()
     with torch.no_grad():
         batch = next(iter(test))[0]
         queries = model.forward(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[:users]
-    return model.items.sub_item_embeddings.detach().clone(), queries, model.items.codes.numpy()
+    return model.items.sub_item_embeddings.detach().clone(), queries
 
 
 def derived_codes(real_codes, n_items: int, redraw: float, seed: int = 0):
@@ -85,10 +86,11 @@ def derived_codes(real_codes, n_items: int, redraw: float, seed: int = 0):
     with probability ``redraw`` (item 0, padding, excluded from the copies)."""
     import numpy as np
 
+    from scoring import B
+
     rng = np.random.default_rng(seed)
-    b = 256
     source = real_codes[1:][rng.integers(0, len(real_codes) - 1, size=n_items)]
-    fresh = rng.integers(0, b, size=source.shape, dtype=source.dtype)
+    fresh = rng.integers(0, B, size=source.shape, dtype=source.dtype)
     return np.where(rng.random(source.shape) < redraw, fresh, source).astype(np.uint8)
 
 

@@ -56,10 +56,6 @@ class RawSource:
     origin: str
 
     @property
-    def relative_path(self) -> str:
-        return self.file_name
-
-    @property
     def source_hint(self) -> str:
         return f"{RAW_ROOT / self.file_name}, {self.origin}"
 

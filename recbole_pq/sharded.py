@@ -30,6 +30,11 @@ class ShardError(RuntimeError):
     """A shard could not answer; the query has no result rather than a partial one."""
 
 
+def check_shards(shards, n_items: int) -> None:
+    if not isinstance(shards, int) or not 1 <= shards <= n_items:
+        raise ConfigError(f"shards={shards} is not allowed: use an integer from 1 to the {n_items} items.")
+
+
 def shard_bounds(n_items: int, shards: int) -> list[tuple[int, int]]:
     """[start, end) item ranges of ``shards`` near-equal shards."""
     edges = np.linspace(0, n_items, shards + 1).round().astype(int)
@@ -89,8 +94,7 @@ class ShardPool:
         import ray
 
         n_items = np.load(codes_file, mmap_mode="r").shape[0]
-        if not isinstance(shards, int) or not 1 <= shards <= n_items:
-            raise ConfigError(f"shards={shards} is not allowed: use an integer from 1 to the {n_items} items.")
+        check_shards(shards, n_items)
         init_ray(ray_address)
         if threads_per_shard is None and ray_address is None:  # shards share this machine's cores
             threads_per_shard = max(1, (os.cpu_count() or 1) // shards)
@@ -147,8 +151,7 @@ class ShardedScorer(Scorer):
                  threads_per_shard: int | None = None):
         if not hasattr(items, "codes"):
             raise ConfigError("sharded scoring needs compressed items (codes); this model has a dense item table.")
-        if not isinstance(shards, int) or not 1 <= shards <= items.n_items:
-            raise ConfigError(f"shards={shards} is not allowed: use an integer from 1 to the {items.n_items} items.")
+        check_shards(shards, items.n_items)  # before the codes are written out
         self.items_codes = items.codes  # the codes the shards hold: refuse to score other ones
         self.shard_dir = Path(shard_dir) if shard_dir else Path(tempfile.mkdtemp(prefix="recbole-pq-shards-"))
         self.shard_dir.mkdir(parents=True, exist_ok=True)

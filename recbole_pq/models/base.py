@@ -16,6 +16,8 @@ from recbole.utils import InputType
 
 from recbole_pq.data import target_list_field
 from recbole_pq.errors import ConfigError
+from recbole_pq.layers.dense_items import DenseItemEmbedding
+from recbole_pq.layers.item_codes import check_pq_config, item_code_embedding_from_config
 from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
 from recbole_pq.scoring import make_scorer
 from recbole_pq.trainer import PQTrainer
@@ -27,12 +29,26 @@ class PQSequentialRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE
     supports_seq2seq = True  # scores every position: can train with train_mode=seq2seq
     trainer_class = PQTrainer
+    # "dense": an (N, d) table; "codes": RecJPQ sub-item ids; None: the model builds its own.
+    item_table: str | None = None
 
     @classmethod
     def check_config(cls, config) -> None:
         """Checks that need no data: run by build_config, so a typo fails in the first second."""
         check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"])
         make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
+        if cls.item_table == "codes":
+            check_pq_config(config)
+        elif cls.item_table == "dense":
+            twin = next((c.__name__ for c in cls.__subclasses__() if c.item_table == "codes"), None)
+            cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table"
+                                             + (f" ({twin} has codes)" if twin else ""))
+
+    def build_item_table(self, config, dataset):
+        """The item table named by ``item_table``."""
+        if self.item_table == "codes":
+            return item_code_embedding_from_config(config, dataset)
+        return DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

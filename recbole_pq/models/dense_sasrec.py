@@ -9,7 +9,6 @@ ML-1M is ~160x more rows per epoch than seq2seq.
 
 from __future__ import annotations
 
-from recbole_pq.layers.dense_items import DenseItemEmbedding
 from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
 from recbole_pq.registry import register
@@ -17,16 +16,13 @@ from recbole_pq.registry import register
 
 @register
 class DenseSASRec(PQSequentialRecommender):
-    """SASRec with an (N, d) tied item table, for input and output."""
+    """SASRec with an (N, d) tied item table, for input and output (SASRecJPQ: sub-item ids)."""
 
-    @classmethod
-    def check_config(cls, config) -> None:
-        super().check_config(config)
-        cls.require_dense_scorer(config, "DenseSASRec has a dense item table (SASRecJPQ has codes)")
+    item_table = "dense"
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.items = DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
+        self.items = self.build_item_table(config, dataset)
         self.encoder = SASRecEncoder(config)
         self.encoder.apply(self._init_weights)
         self.log_item_memory()

@@ -16,8 +16,6 @@ import torch
 from torch import nn
 
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.dense_items import DenseItemEmbedding
-from recbole_pq.layers.item_codes import check_pq_config, item_code_embedding_from_config
 from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
 from recbole_pq.registry import register
@@ -27,16 +25,13 @@ from recbole_pq.registry import register
 class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
     """BERT4Rec + gBCE with a dense item table (the twin of gBERT4RecJPQ)."""
 
+    item_table = "dense"
+
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
         if not 0.0 < float(config["mask_ratio"]) < 1.0:
             raise ConfigError(f"mask_ratio={config['mask_ratio']} must lie in (0, 1).")
-        cls.check_item_table_config(config)
-
-    @classmethod
-    def check_item_table_config(cls, config) -> None:
-        cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table (gBERT4RecJPQ has codes)")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -47,9 +42,6 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         self.encoder = SASRecEncoder(config)
         self.encoder.apply(self._init_weights)
         self.log_item_memory()
-
-    def build_item_table(self, config, dataset):
-        return DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
 
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) ids, mask token included -> (B, L, d)."""
@@ -110,9 +102,4 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
 class gBERT4RecJPQ(gBERT4Rec):  # noqa: N801
     """gBERT4Rec whose item table (input and output, tied) is RecJPQ sub-item ids."""
 
-    @classmethod
-    def check_item_table_config(cls, config) -> None:
-        check_pq_config(config)
-
-    def build_item_table(self, config, dataset):
-        return item_code_embedding_from_config(config, dataset)
+    item_table = "codes"
