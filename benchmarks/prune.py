@@ -104,8 +104,11 @@ def prune_scorer(budget):
 
 
 def time_user(scorer, query, layer, k=10, repeats=3):
+    """Median seconds of ``repeats`` calls after a warm-up, and what prune did in each call
+    (its ``last_scored``: items scored, -1 gave up, -2 skipped by the back-off)."""
     import torch
 
+    outcomes = []
     with torch.no_grad():
         scorer.topk(query, layer, k)
         times = []
@@ -113,7 +116,9 @@ def time_user(scorer, query, layer, k=10, repeats=3):
             start = time.perf_counter()
             scorer.topk(query, layer, k)
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            if getattr(scorer, "last_scored", None) is not None:
+                outcomes.append(int(scorer.last_scored[0]))
+    return statistics.median(times), outcomes
 
 
 def main(argv=None) -> int:
@@ -156,10 +161,10 @@ def main(argv=None) -> int:
             for method, scorer in (("pqtopk_fused", make_scorer("pqtopk", backend="numba")),
                                    ("prune", prune_scorer(args.budget))):
                 per_user, scored = [], []
-                for u in range(len(users)):
-                    per_user.append(time_user(scorer, users[u:u + 1], layer))
-                    if method == "prune":
-                        scored.append(int(scorer.last_scored[0]))
+                for u in range(len(users)):  # users one after another, as a server meets them
+                    seconds, outcomes = time_user(scorer, users[u:u + 1], layer)
+                    per_user.append(seconds)
+                    scored += outcomes
                 seconds = statistics.median(per_user)
                 record = {"method": method, "tables": tables_name, "n_items": n, "dim": layer.dim, "m": M, "b": B,
                           "batch": 1, "k": 10, "ms_per_user": 1000 * seconds, "items_per_second": n / seconds,
@@ -168,11 +173,11 @@ def main(argv=None) -> int:
                 if method == "prune":
                     record["budget"] = scorer.budget
                 if method == "prune":
-                    fell_back = sum(s < 0 for s in scored)
+                    gave_up, skipped = sum(s == -1 for s in scored), sum(s == -2 for s in scored)
                     pruned = [s for s in scored if s >= 0]
-                    record["note"] = (f"{fell_back}/{len(scored)} users fell back to the scan; pruned users scored a "
-                                      f"median {statistics.median(pruned) / n:.2%} of the items" if pruned
-                                      else f"all {len(scored)} users fell back to the scan")
+                    record["note"] = (f"of {len(scored)} timed calls: {len(pruned)} pruned"
+                                      + (f" (median {statistics.median(pruned) / n:.2%} of the items scored)" if pruned else "")
+                                      + f", {gave_up} gave up and scanned, {skipped} scanned at once (back-off)")
                 print(json.dumps(record), flush=True)
                 records.append(record)
     data = json.loads(args.json.read_text())

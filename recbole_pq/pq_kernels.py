@@ -30,12 +30,14 @@ if numba is not None:
 
     @njit(inline="always")
     def _replace_min(values_row, ids_row, slot, score, item):
-        """Put (score, item) in the slot of the current minimum; return the new minimum's slot."""
+        """Put (score, item) in the slot of the current worst entry; return the new worst's
+        slot: the lowest score, among equal scores the highest id (the entry that ranks
+        last when equal scores are listed lower id first)."""
         values_row[slot] = score
         ids_row[slot] = item
         low = 0
         for c in range(1, values_row.shape[0]):
-            if values_row[c] < values_row[low]:
+            if values_row[c] < values_row[low] or (values_row[c] == values_row[low] and ids_row[c] > ids_row[low]):
                 low = c
         return low
 
@@ -80,7 +82,10 @@ if numba is not None:
     def _scan_users_inner(tables, codes, k, skip_padding, n_parts):
         """Many users: tables laid out (m, b, Q) so that, per item, each split adds one
         contiguous row of Q scores (a SIMD add across users); the item's codes are read
-        once for the whole batch."""
+        once for the whole batch.  Rows are summed eight (or four, or one) at a time in
+        one pass over the users, so the running sum stays in a register, and a branch-free
+        pass tells whether any user's threshold is beaten before the scalar heap update;
+        both loops vectorise.  Additions stay in split order: (((r0 + r1) + r2) + ...)."""
         m, _, n_queries = tables.shape
         n_items = codes.shape[0]
         values, ids = _empty_topk(n_parts, n_queries, k)
@@ -90,19 +95,100 @@ if numba is not None:
             slot = np.zeros(n_queries, dtype=np.int64)
             acc = np.empty(n_queries, dtype=np.float32)
             for i in range(start, end):
-                if skip_padding and i == 0:
-                    continue
-                row = tables[0, codes[i, 0]]
-                for q in range(n_queries):
-                    acc[q] = row[q]
-                for j in range(1, m):
-                    row = tables[j, codes[i, j]]
+                c = codes[i]
+                if m >= 8:
+                    r0 = tables[0, c[0]]
+                    r1 = tables[1, c[1]]
+                    r2 = tables[2, c[2]]
+                    r3 = tables[3, c[3]]
+                    r4 = tables[4, c[4]]
+                    r5 = tables[5, c[5]]
+                    r6 = tables[6, c[6]]
+                    r7 = tables[7, c[7]]
                     for q in range(n_queries):
-                        acc[q] += row[q]
+                        acc[q] = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
+                    j = 8
+                elif m >= 4:
+                    r0 = tables[0, c[0]]
+                    r1 = tables[1, c[1]]
+                    r2 = tables[2, c[2]]
+                    r3 = tables[3, c[3]]
+                    for q in range(n_queries):
+                        acc[q] = r0[q] + r1[q] + r2[q] + r3[q]
+                    j = 4
+                else:
+                    r0 = tables[0, c[0]]
+                    for q in range(n_queries):
+                        acc[q] = r0[q]
+                    j = 1
+                while j + 8 <= m:
+                    r0 = tables[j, c[j]]
+                    r1 = tables[j + 1, c[j + 1]]
+                    r2 = tables[j + 2, c[j + 2]]
+                    r3 = tables[j + 3, c[j + 3]]
+                    r4 = tables[j + 4, c[j + 4]]
+                    r5 = tables[j + 5, c[j + 5]]
+                    r6 = tables[j + 6, c[j + 6]]
+                    r7 = tables[j + 7, c[j + 7]]
+                    for q in range(n_queries):
+                        acc[q] = acc[q] + r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
+                    j += 8
+                while j + 4 <= m:
+                    r0 = tables[j, c[j]]
+                    r1 = tables[j + 1, c[j + 1]]
+                    r2 = tables[j + 2, c[j + 2]]
+                    r3 = tables[j + 3, c[j + 3]]
+                    for q in range(n_queries):
+                        acc[q] = acc[q] + r0[q] + r1[q] + r2[q] + r3[q]
+                    j += 4
+                while j < m:
+                    r0 = tables[j, c[j]]
+                    for q in range(n_queries):
+                        acc[q] += r0[q]
+                    j += 1
+                hit = False
                 for q in range(n_queries):
-                    if acc[q] > threshold[q]:
-                        slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], acc[q], i)
-                        threshold[q] = values[p, q, slot[q]]
+                    hit |= acc[q] > threshold[q]
+                if hit and not (skip_padding and i == 0):
+                    for q in range(n_queries):
+                        if acc[q] > threshold[q]:
+                            slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], acc[q], i)
+                            threshold[q] = values[p, q, slot[q]]
+        return values, ids
+
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _scan_users_inner8(tables, codes, k, skip_padding, n_parts):
+        """``_scan_users_inner`` for m = 8: the per-item pass over the users only reads
+        (sums the eight rows and compares with the thresholds), so it needs no running-sum
+        array and the compiler no aliasing checks; an item that beats some user's threshold
+        is summed again, in the same order, for the heap update (rare after the first items)."""
+        n_queries = tables.shape[2]
+        n_items = codes.shape[0]
+        values, ids = _empty_topk(n_parts, n_queries, k)
+        for p in prange(n_parts):
+            start, end = _part_bounds(p, n_parts, n_items)
+            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+            slot = np.zeros(n_queries, dtype=np.int64)
+            for i in range(start, end):
+                c = codes[i]
+                r0 = tables[0, c[0]]
+                r1 = tables[1, c[1]]
+                r2 = tables[2, c[2]]
+                r3 = tables[3, c[3]]
+                r4 = tables[4, c[4]]
+                r5 = tables[5, c[5]]
+                r6 = tables[6, c[6]]
+                r7 = tables[7, c[7]]
+                hit = False
+                for q in range(n_queries):
+                    hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
+                if hit and not (skip_padding and i == 0):
+                    for q in range(n_queries):
+                        s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
+                        if s > threshold[q]:
+                            slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], s, i)
+                            threshold[q] = values[p, q, slot[q]]
         return values, ids
 
 
@@ -136,9 +222,10 @@ if numba is not None:
         return values, ids
 
 
-# From this many users on, the users-inner layout is used: chosen by hand at 1M items, where
-# from about 8 users on it was at least as fast as the per-user scan.
-USERS_INNER_FROM = 8
+# From this many users on, the users-inner layout is used: chosen at 1M items, m = 8, where
+# from 4 users on it was faster per user than the per-user scan
+# (`python benchmarks/scoring.py --sizes 1e6 --dims 64 --batches 1,2,4,8,64 --json ...`).
+USERS_INNER_FROM = 4
 
 
 def _packed8(codes: np.ndarray):
@@ -157,14 +244,21 @@ def fused_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, skip_padding: 
     packed = _packed8(codes) if sub_scores.shape[2] == 256 else None
     if sub_scores.shape[0] >= USERS_INNER_FROM:
         tables = np.ascontiguousarray(sub_scores.transpose(1, 2, 0))
-        values, ids = _scan_users_inner(tables, codes, k, skip_padding, n_parts)
+        scan = _scan_users_inner8 if sub_scores.shape[1] == 8 else _scan_users_inner
+        values, ids = scan(tables, codes, k, skip_padding, n_parts)
     elif packed is not None:
         values, ids = _scan_packed8(sub_scores.reshape(sub_scores.shape[0], -1), packed, k, skip_padding, n_parts)
     else:
         values, ids = _scan(sub_scores, codes, k, skip_padding, n_parts)
     values = values.transpose(1, 0, 2).reshape(sub_scores.shape[0], -1)
     ids = ids.transpose(1, 0, 2).reshape(sub_scores.shape[0], -1)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    return best_k(values, ids, k)
+
+
+def best_k(values: np.ndarray, ids: np.ndarray, k: int):
+    """The k best of (Q, C) candidates (several item ranges' top-k), best first, equal scores
+    lower id first: the same items as one top-k over the whole catalogue."""
+    order = np.lexsort((ids, -values), axis=1)[:, :k]
     return np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
 
 
@@ -199,30 +293,45 @@ def read_bandwidth_gbs(n_bytes: int = 2 << 30, repeats: int = 5) -> float:
 
 # -- safe dynamic pruning (RecJPQPrune) ------------------------------------------------------
 
-def posting_lists(codes: np.ndarray, b: int):
-    """Per split, the items grouped by sub-id: (m, N) item ids and (m, b + 1) offsets, so the
-    items whose split-s code is c are ``items[s, offsets[s, c]:offsets[s, c + 1]]``."""
+def posting_lists(codes: np.ndarray, b: int, n_parts: int = 1):
+    """Posting lists of ``n_parts`` contiguous item ranges (one pruning thread each): per
+    split, every range's items grouped by sub-id.  Returns (m, N) item ids, (m, N, m) their
+    codes in the same order, and (n_parts, m, b + 1) offsets: the items of range p whose
+    split-s code is c are ``items[s, offsets[p, s, c]:offsets[p, s, c + 1]]``, their codes
+    ``item_codes[s, ...]`` at the same positions.  Copying the codes into each split's order
+    (m times the code table) makes scoring a posting list a sequential read instead of one
+    random access per item."""
     n, m = codes.shape
     dtype = np.int32 if n < 2**31 else np.int64
     items = np.empty((m, n), dtype=dtype)
-    offsets = np.zeros((m, b + 1), dtype=np.int64)
+    item_codes = np.empty((m, n, m), dtype=codes.dtype)
+    offsets = np.zeros((n_parts, m, b + 1), dtype=np.int64)
+    part = -(-n // n_parts)
+    for p in range(n_parts):
+        start, end = min(n, p * part), min(n, (p + 1) * part)
+        for s in range(m):
+            column = codes[start:end, s]
+            items[s, start:end] = start + np.argsort(column, kind="stable")
+            offsets[p, s] = start
+            offsets[p, s, 1:] += np.cumsum(np.bincount(column, minlength=b))
     for s in range(m):
-        column = codes[:, s]
-        items[s] = np.argsort(column, kind="stable")
-        offsets[s, 1:] = np.cumsum(np.bincount(column, minlength=b))
-    return items, offsets
+        item_codes[s] = codes[items[s]]
+    return items, item_codes, offsets
 
 
 if numba is not None:
 
     @njit(cache=True, nogil=True)
-    def _prune_one(table, order, codes, items, offsets, k, skip_padding, budget, values, ids, scored, stamp):
+    def _prune_one(table, order, items, item_codes, item_codes_packed, offsets, k, skip_padding, budget, values, ids):
         """One user.  ``order[s]``: split s's sub-ids by descending score.  Takes posting lists
-        in that order (the split whose bound drops most first), fully scores each new item,
-        and stops once no unscored item can beat the k-th score: sigma <= theta, where sigma
-        sums each split's best unprocessed sub-item score.  Returns the number of items
-        scored, or -1 when more than ``budget`` were needed (the caller then scans)."""
+        in that order (the split whose bound drops most first), scores every item in them,
+        and stops once no unscored item can reach the k-th score: sigma < theta, where sigma
+        sums each split's best unprocessed sub-item score (an item met again is scored again:
+        cheaper than remembering, and it cannot enter the top-k twice).  Returns the number
+        of scorings, or -1 when more than ``budget`` were needed (the caller then scans)."""
         m, b = table.shape
+        packed = item_codes_packed.shape[1] == item_codes.shape[1]
+        flat_table = table.reshape(-1)
         pointer = np.zeros(m, dtype=np.int64)
         threshold = np.float32(-np.inf)
         slot = 0
@@ -231,7 +340,7 @@ if numba is not None:
             sigma = np.float32(0.0)
             for s in range(m):
                 sigma += table[s, order[s, pointer[s]]]
-            if sigma <= threshold:
+            if sigma < threshold:  # equal scores may still rank higher (lower id): go on
                 return n_scored
             best_split, best_drop = -1, np.float32(-1.0)
             for s in range(m):
@@ -242,46 +351,70 @@ if numba is not None:
                     best_split, best_drop = s, drop
             s = best_split
             code = order[s, pointer[s]]
-            for position in range(offsets[s, code], offsets[s, code + 1]):
-                item = items[s, position]
-                if scored[item] == stamp or (skip_padding and item == 0):
+            lo, hi = offsets[s, code], offsets[s, code + 1]
+            for position in range(lo, hi):
+                if packed:  # m = 8, b = 256: one 8-byte load per item
+                    score = _sum8(flat_table, item_codes_packed[s, position])
+                else:
+                    c = item_codes[s, position]
+                    score = table[0, c[0]]
+                    for j in range(1, m):
+                        score += table[j, c[j]]
+                if score < threshold:
                     continue
-                scored[item] = stamp
-                n_scored += 1
-                score = table[0, codes[item, 0]]
-                for j in range(1, m):
-                    score += table[j, codes[item, j]]
-                if score > threshold:
+                item = items[s, position]
+                if score == threshold and item > ids[slot]:
+                    continue
+                if skip_padding and item == 0:
+                    continue
+                known = False
+                for r in range(k):
+                    if ids[r] == item:
+                        known = True
+                if not known:
                     slot = _replace_min(values, ids, slot, score, item)
                     threshold = values[slot]
+            n_scored += hi - lo
             if n_scored > budget:
                 return -1
             pointer[s] += 1
             if pointer[s] == b:  # every item has this split's code among the processed ones
                 return n_scored
 
+    @njit(parallel=True, cache=True, nogil=True)
+    def _prune_users(sub_scores, order, items, item_codes, item_codes_packed, offsets, k, skip_padding,
+                     budget_fraction):
+        """Every (user, item range) pair in parallel, each with its own top-k: (Q, P, k)
+        values and ids, (Q, P) scorings (-1: that range gave up)."""
+        n_queries, n_parts = sub_scores.shape[0], offsets.shape[0]
+        values = np.full((n_queries, n_parts, k), -np.inf, dtype=np.float32)
+        ids = np.full((n_queries, n_parts, k), -1, dtype=np.int64)
+        counts = np.empty((n_queries, n_parts), dtype=np.int64)
+        for job in prange(n_queries * n_parts):
+            q, p = job // n_parts, job % n_parts
+            range_items = offsets[p, 0, -1] - offsets[p, 0, 0]
+            budget = max(k, int(budget_fraction * range_items))
+            counts[q, p] = _prune_one(sub_scores[q], order[q], items, item_codes, item_codes_packed, offsets[p], k,
+                                      skip_padding, budget, values[q, p], ids[q, p])
+        return values, ids, counts
+
 
 def pruned_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, postings, skip_padding: bool = True,
                 budget_fraction: float = 0.05):
-    """Exact top-k by safe dynamic pruning; users for whom pruning would score more than
-    ``budget_fraction`` of the catalogue fall back to the fused scan.  Returns (values,
-    ids, items scored per user (-1: fell back))."""
+    """Exact top-k by safe dynamic pruning, users and item ranges in parallel; users for whom
+    pruning would score more than ``budget_fraction`` of the catalogue (in any range) fall
+    back to the fused scan.  Returns (values, ids, scorings per user (-1: fell back))."""
     sub_scores = np.ascontiguousarray(sub_scores, dtype=np.float32)
-    items, offsets = postings
-    n_queries, n_items = sub_scores.shape[0], codes.shape[0]
+    items, item_codes, offsets = postings
     order = np.ascontiguousarray(np.argsort(-sub_scores, axis=2, kind="stable"))
-    values = np.full((n_queries, k), -np.inf, dtype=np.float32)
-    ids = np.full((n_queries, k), -1, dtype=np.int64)
-    scored = np.zeros(n_items, dtype=np.int32)
-    counts = np.empty(n_queries, dtype=np.int64)
-    budget = max(k, int(budget_fraction * n_items))
-    fallback = []
-    for q in range(n_queries):
-        counts[q] = _prune_one(sub_scores[q], order[q], codes, items, offsets, k, skip_padding, budget,
-                               values[q], ids[q], scored, q + 1)
-        if counts[q] < 0:
-            fallback.append(q)
-    if fallback:
+    m, n = item_codes.shape[:2]
+    packed = _packed8(item_codes.reshape(m * n, -1)) if sub_scores.shape[2] == 256 else None
+    packed = packed.reshape(m, n) if packed is not None else np.empty((m, 0), dtype=np.uint64)
+    values, ids, counts = _prune_users(sub_scores, order, items, item_codes, packed, offsets, k, skip_padding,
+                                       budget_fraction)
+    n_queries = sub_scores.shape[0]
+    values, ids = best_k(values.reshape(n_queries, -1), ids.reshape(n_queries, -1), k)
+    fallback = np.flatnonzero((counts < 0).any(axis=1))
+    if fallback.size:
         values[fallback], ids[fallback] = fused_topk(sub_scores[fallback], codes, k, skip_padding)
-    sort = np.argsort(-values, axis=1, kind="stable")
-    return np.take_along_axis(values, sort, 1), np.take_along_axis(ids, sort, 1), counts
+    return values, ids, np.where((counts < 0).any(axis=1), -1, counts.sum(axis=1))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from recbole_pq.errors import ConfigError
+from recbole_pq.pq_kernels import best_k
 from recbole_pq.scoring import Scorer, topk_from_sub_scores
 
 RETRIES = 1  # restarts of a dead shard actor, and retries of its query
@@ -122,10 +123,9 @@ class ShardPool:
                     ray.exceptions.ObjectLostError) as err:
                 raise ShardError(f"shard {index} of {len(replies)} (items from id {self.offsets[index]}) failed "
                                  f"after {RETRIES} retry: {type(err).__name__}; no partial top-k is returned.") from err
-        values = torch.from_numpy(np.concatenate([v for v, _ in parts], axis=1))
-        ids = torch.from_numpy(np.concatenate([i for _, i in parts], axis=1))
-        best, position = torch.topk(values, k, dim=1)
-        return best, torch.gather(ids, 1, position)
+        values, ids = best_k(np.concatenate([np.asarray(v) for v, _ in parts], axis=1),
+                             np.concatenate([np.asarray(i) for _, i in parts], axis=1), k)
+        return torch.from_numpy(values), torch.from_numpy(ids)
 
     def topk(self, sub_scores: np.ndarray, k: int):
         return self.collect(self.submit(sub_scores, k), k)

@@ -50,14 +50,16 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
 
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
-@settings(max_examples=15, deadline=None)
-@given(n=st.integers(2, 20000), batch=st.integers(1, 9), k=st.integers(1, 60), seed=st.integers(0, 10**6))
-def test_fused_kernel_values_identical_to_torch_pqtopk(n, batch, k, seed):
-    """Same float32 additions in the same order: identical top-k values, over many blocks."""
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), batch=st.integers(1, 9),
+       k=st.integers(1, 60), seed=st.integers(0, 10**6))
+def test_fused_kernel_values_identical_to_torch_pqtopk(n, m, batch, k, seed):
+    """Same float32 additions in the same order: identical top-k values, over many blocks,
+    for every kernel (per-user and users-inner, m = 8 and the general sums of 8, 4 and 1 rows)."""
     k = min(k, n - 1) if n > 1 else 1
     rng = np.random.default_rng(seed)
-    layer = ItemCodeEmbedding(rng.integers(0, 256, size=(n, 8)), 256, 32, init_std=1.0)
-    query = torch.randn(batch, 32)
+    layer = ItemCodeEmbedding(rng.integers(0, 256, size=(n, m)), 256, 4 * m, init_std=1.0)
+    query = torch.randn(batch, 4 * m)
     with torch.no_grad():
         fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
         reference = make_scorer("pqtopk", backend="torch", chunk_size=777).topk(query, layer, k)
@@ -95,13 +97,14 @@ def test_unknown_scorer_and_backend():
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(300, 30000), batch=st.integers(1, 4), k=st.integers(1, 50), skew=st.floats(0.0, 5.0),
-       seed=st.integers(0, 10**6))
-def test_prune_is_exact(n, batch, k, skew, seed):
-    """Same top-k values as the fused scan, on flat (falls back) and skewed (prunes) tables."""
+@given(n=st.integers(300, 30000), b=st.sampled_from([64, 256]), batch=st.integers(1, 4), k=st.integers(1, 50),
+       skew=st.floats(0.0, 5.0), seed=st.integers(0, 10**6))
+def test_prune_is_exact(n, b, batch, k, skew, seed):
+    """Same top-k as the fused scan, on flat (falls back) and skewed (prunes) tables; b = 256
+    takes the packed 8-byte code path."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    layer = ItemCodeEmbedding(rng.integers(0, 64, size=(n, 8)), 64, 32, init_std=0.1)
+    layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, 8)), b, 32, init_std=0.1)
     with torch.no_grad():
         layer.sub_item_embeddings[:, :4] += skew * torch.randn(8, 4, 4)  # a few strong sub-items
     query = torch.randn(batch, 32)
@@ -109,32 +112,84 @@ def test_prune_is_exact(n, batch, k, skew, seed):
         pruned = make_scorer("prune").topk(query, layer, k)
         fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
     torch.testing.assert_close(pruned[0], fused[0], rtol=0, atol=0)
+    torch.testing.assert_close(pruned[1], fused[1], rtol=0, atol=0)  # equal scores: lower id first in both
     full = make_scorer("pqtopk").scores(query, layer)
     torch.testing.assert_close(torch.gather(full, 1, pruned[1]), pruned[0], rtol=0, atol=0)
 
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
-def test_prune_scores_few_items_on_skewed_tables_and_falls_back_on_flat_ones():
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(50, 30000), b=st.integers(2, 4), k=st.integers(1, 40), budget=st.sampled_from([0.002, 1.0]),
+       seed=st.integers(0, 10**6))
+def test_prune_and_scan_keep_the_lowest_ids_among_equal_scores(n, b, k, budget, seed):
+    """Few distinct code tuples: many items share their score exactly, so which of them make the
+    top-k is decided by id alone; pruning (which meets items out of id order) and the parallel
+    scan (whose item ranges' lists are merged) must both keep the lowest ids."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    k = min(k, n - 1)
+    layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, 2)), b, 8, init_std=1.0)
+    query = torch.randn(3, 8)
+    with torch.no_grad():
+        scorer = make_scorer("prune")
+        scorer.budget = budget
+        pruned = scorer.topk(query, layer, k)
+        fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
+        full = make_scorer("pqtopk").scores(query, layer)
+    full[:, 0] = float("-inf")
+    order = np.lexsort((np.arange(n)[None, :].repeat(3, 0), -full.numpy()), axis=1)[:, :k]
+    for values, ids in (pruned, fused):
+        np.testing.assert_array_equal(ids.numpy(), order)
+        torch.testing.assert_close(values, torch.gather(full, 1, ids), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+def test_prune_scores_few_items_on_skewed_tables_and_backs_off_on_flat_ones():
     rng = np.random.default_rng(0)
     layer = ItemCodeEmbedding(rng.integers(0, 256, size=(100000, 8)), 256, 64, init_std=1.0)
     scorer = make_scorer("prune")
+    scorer.budget = 0.05
+    skipped = scorer.SKIPPED
     with torch.no_grad():
-        scorer.topk(torch.randn(3, 64), layer, 10)
-        assert (scorer.last_scored == -1).all()  # flat random tables: the scan is cheaper
+        reference = make_scorer("pqtopk", backend="numba")
+        for expected in ([-1, -1, -1], [skipped, -1, -1], [skipped, skipped, -1], [skipped] * 3, [skipped, -1, -1]):
+            query = torch.randn(3, 64)  # flat random tables: every attempt gives up, skips double
+            values, ids = scorer.topk(query, layer, 10)
+            assert scorer.last_scored.tolist() == expected
+            torch.testing.assert_close(ids, reference.topk(query, layer, 10)[1], rtol=0, atol=0)
         layer.sub_item_embeddings.mul_(0.05)
         layer.sub_item_embeddings[:, :3] += 3 * torch.randn(8, 3, 8)
-        scorer.budget = 0.05  # these tables need ~2-8 % of the items: allow it to show the pruning path
-        values, _ = scorer.topk(torch.randn(3, 64), layer, 10)
-    assert ((scorer.last_scored > 0) & (scorer.last_scored < 0.05 * 100000)).all()
+        scorer._skip_left = 0
+        for _ in range(2):  # these tables need ~2-8 % of the items; a user who prunes resets the back-off
+            query = torch.randn(3, 64)
+            values, ids = scorer.topk(query, layer, 10)
+            assert ((scorer.last_scored > 0) & (scorer.last_scored < 0.05 * 100000)).all()
+            torch.testing.assert_close(ids, reference.topk(query, layer, 10)[1], rtol=0, atol=0)
+        assert scorer._skip == 0
 
 
-def test_posting_lists_group_items_by_code():
-    codes = np.array([[2, 0], [0, 1], [2, 1], [1, 0]], dtype=np.uint8)
-    items, offsets = pq_kernels.posting_lists(codes, 3)
-    for split in range(2):
-        for code in range(3):
-            group = items[split, offsets[split, code]:offsets[split, code + 1]]
-            assert sorted(group.tolist()) == np.flatnonzero(codes[:, split] == code).tolist()
+def test_best_k_merges_candidate_lists_lower_id_first_among_equal_scores():
+    # two item ranges' top-3 lists, equal scores stored out of id order inside each list
+    values = np.array([[2.0, 5.0, 2.0, 5.0, 2.0, 1.0]], dtype=np.float32)
+    ids = np.array([[7, 9, 3, 12, 11, 20]])
+    best_values, best_ids = pq_kernels.best_k(values, ids, 4)
+    np.testing.assert_array_equal(best_ids, [[9, 12, 3, 7]])
+    np.testing.assert_array_equal(best_values, [[5.0, 5.0, 2.0, 2.0]])
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3])
+def test_posting_lists_group_each_ranges_items_by_code(n_parts):
+    codes = np.array([[2, 0], [0, 1], [2, 1], [1, 0], [0, 0]], dtype=np.uint8)
+    items, item_codes, offsets = pq_kernels.posting_lists(codes, 3, n_parts)
+    part = -(-len(codes) // n_parts)
+    for p in range(n_parts):
+        in_range = (np.arange(len(codes)) >= p * part) & (np.arange(len(codes)) < (p + 1) * part)
+        for split in range(2):
+            for code in range(3):
+                lo, hi = offsets[p, split, code], offsets[p, split, code + 1]
+                group = items[split, lo:hi]
+                assert sorted(group.tolist()) == np.flatnonzero(in_range & (codes[:, split] == code)).tolist()
+                np.testing.assert_array_equal(item_codes[split, lo:hi], codes[group])
 
 
 @pytest.mark.parametrize("k", [2, 8, 20])
