@@ -46,9 +46,7 @@ def scoring_section(data: dict) -> list[str]:
             lines.append("")
 
     def ms(method, n, dim, batch):
-        hit = [r["ms_per_user"] for r in records
-               if (r["method"], r["n_items"], r["dim"], r["batch"]) == (method, n, dim, batch)]
-        return hit[0] if hit else None
+        return _scoring_ms(records, method, n, dim, batch)
 
     lines += ["### Ratios at 10^6 items (same run)", "", "| d | batch | fused ms/user | default ÷ fused | recjpq ÷ fused | FAISS ÷ fused |",
               "|---|---|---|---|---|---|"]
@@ -116,6 +114,76 @@ def prune_section(data: dict) -> list[str]:
                     f, p = fused[0]["ms_per_user"], prune[0]["ms_per_user"]
                     lines.append(f"| {tables} | {codes} | {n:.0e} | {prune[0].get('budget', 0):.1%} | {f:.3g} | "
                                  f"{p:.3g} | {f / p:.2f}× | {prune[0].get('note', '')} |")
+    return lines + [""]
+
+
+def _scoring_ms(records, method, n, dim, batch):
+    hit = [r["ms_per_user"] for r in records if "users" not in r
+           and (r["method"], r["n_items"], r["dim"], r["batch"]) == (method, n, dim, batch)]
+    return hit[0] if hit else None
+
+
+def targets_section(data: dict) -> list[str]:
+    """The scale issue's targets, each against the number measured for it (ratios within one run)."""
+    records = data["records"]
+    ms = lambda method, n, dim, batch: _scoring_ms(records, method, n, dim, batch)  # noqa: E731
+    rows = []
+
+    def target(name, value, goal, unit, at_most):
+        if value is None:
+            return
+        met = value <= goal if at_most else value >= goal
+        rows.append(f"| {name} | {'≤' if at_most else '≥'} {goal:g}{unit} | {value:.3g}{unit} | "
+                    f"{'met' if met else '**missed**'} |")
+
+    for dim in (64, 512):
+        fused = ms("pqtopk_fused", 10**6, dim, 1)
+        target(f"1M items, one user, d={dim}: fused", fused, 1.0, " ms", True)
+        if fused:
+            for method, goal in (("default", 30 if dim == 512 else 10), ("recjpq", 10), ("faiss", 4)):
+                other = ms(method, 10**6, dim, 1)
+                target(f"1M, one user, d={dim}: {method} ÷ fused", other / fused if other else None, goal, "×", False)
+        target(f"1M items, batch 64, d={dim}: fused per user", ms("pqtopk_fused", 10**6, dim, 64), 0.4, " ms", True)
+    for dim in (64, 512):
+        target(f"1e9 items, one user, d={dim}", ms("pqtopk_fused", 10**9, dim, 1), 700, " ms", True)
+        target(f"1e9 items, batch 64, d={dim}: per user", ms("pqtopk_fused", 10**9, dim, 64), 250, " ms", True)
+    prune = [r for r in records if "users" in r]
+    for r in prune:
+        if r["method"] != "prune" or r["n_items"] != 10**6:
+            continue
+        fused = [f for f in prune if f["method"] == "pqtopk_fused" and (f["tables"], f["n_items"], f.get("codes"))
+                 == (r["tables"], r["n_items"], r.get("codes"))]
+        if not fused:
+            continue
+        codes = r.get("codes", "uniform")
+        if r["tables"] == "trained":
+            target(f"prune, trained tables, {codes} codes, 1M: fused ÷ prune",
+                   fused[0]["ms_per_user"] / r["ms_per_user"], 3, "×", False)
+        else:
+            target(f"prune, random tables, {codes} codes, 1M: prune ÷ fused",
+                   r["ms_per_user"] / fused[0]["ms_per_user"], 1.2, "×", True)
+    if not rows:
+        return []
+    return ["## Scale targets (issue 6) against this run", "",
+            f"CPU: {data['cpu']}, {data['threads']} threads. Absolute times depend on the host (the run of "
+            "2026-11-25 on an AMD EPYC host, in the git history of `docs/benchmarks/scoring.json`, measured the "
+            "single-user scan faster than this one); the ratios are within one run.", "",
+            "| target | goal | measured | |", "|---|---|---|---|"] + rows + [""]
+
+
+def batches_section(data: dict) -> list[str]:
+    rows = sorted((r for r in data["records"] if r["ms_per_user"]), key=lambda r: r["batch"])
+    if not rows:
+        return []
+    single = next((r["ms_per_user"] for r in rows if r["batch"] == 1), None)
+    lines = ["## Fused PQTopK: users per call", "",
+             f"Command: `{data['command']}` — {data['threads']} threads, CPU: {data['cpu']}. From "
+             "`recbole_pq.pq_kernels.USERS_INNER_FROM` users on, a call scans with the users-inner layout "
+             "(one pass over the codes for all users, sums vectorised across users); below it, one scan per user.", "",
+             "| users per call | ms per user | vs one user |", "|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['ms_per_user']:.3g} | "
+                     + (f"{single / r['ms_per_user']:.1f}× |" if single else "— |"))
     return lines + [""]
 
 
@@ -225,7 +293,8 @@ def main() -> int:
     parts = ["# Performance", "", "Every number below is rendered by `python benchmarks/report.py` from the JSON "
              "files in `docs/benchmarks/`, which the commands shown wrote. Ratios are taken within one run; the "
              "machine is shared and noisy, so absolute times vary by run.", ""]
-    for name, section in (("scoring.json", scoring_section), ("scoring.json", prune_section),
+    for name, section in (("scoring.json", targets_section), ("scoring.json", scoring_section),
+                          ("scoring-batches.json", batches_section), ("scoring.json", prune_section),
                           ("attention.json", attention_section),
                           ("sharded.json", sharded_section),
                           ("train_modes.json", train_modes_section)):

@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(float(x)) for x in s.split(",")],
                         help="catalogue sizes to run (default: powers of ten from 1e4 to --max-n)")
     parser.add_argument("--merge", action="store_true",
-                        help="replace only these sizes' records in the existing --json file")
+                        help="replace only the records measured again (same size, method, dim, batch) in --json")
     parser.add_argument("--limits", action="store_true",
                         help="only measure the machine's ceilings and store them in the existing --json file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -273,14 +273,21 @@ def main(argv=None) -> int:
            "paper_ms_per_user_d512": PAPER_MS, "records": records}
     if args.merge and args.json.is_file():
         old = json.loads(args.json.read_text())
-        kept = [r for r in old["records"] if r["n_items"] not in set(sizes)]
+        new_keys = {record_key(r) for r in records}
+        kept = [r for r in old["records"] if record_key(r) not in new_keys]
         out["records"] = sorted(kept + records, key=lambda r: (r["n_items"], r["dim"], r["batch"]))
         out["command"] = f"{old['command']}; then {command}"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
-    plot(records, args.json.with_suffix(".png"))
+    plot([r for r in out["records"] if "users" not in r], args.json.with_suffix(".png"))
     print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
     return 0
+
+
+def record_key(r: dict) -> tuple:
+    """What one record measures: --merge replaces a record only by one with the same key."""
+    return (r["n_items"], r["method"], r["dim"], r["batch"], r.get("tables", "random"), r.get("codes", "uniform"),
+            "users" in r)
 
 
 def machine_limits(threads: int) -> dict:
