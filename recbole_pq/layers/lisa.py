@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from recbole_pq.layers.derived_cache import DerivedCache
+from recbole_pq.layers.fast_blocks import speed_up_blocks
 
 DECAY_CHUNK = 64  # positions per block of the decayed prefix scan
 
@@ -129,6 +130,7 @@ class LISAEncoder(nn.Module):
         self.attention_norm = nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(config["n_layers"]))
         self.feed_forward = nn.ModuleList(
             FeedForward(dim, config["inner_size"], dropout, config["hidden_act"], eps) for _ in range(config["n_layers"]))
+        speed_up_blocks(self)
 
     def positions(self, length: int, device) -> torch.Tensor:
         return torch.arange(length, device=device).clamp(max=self.max_len - 1)
