@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import recbole_pq
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.codebooks import CodebookQuantizer
+from recbole_pq.layers.codebooks import CodebookQuantizer, codeword_lookup
 from recbole_pq.layers.lisa import CodewordHistogramAttention, codeword_histogram, histogram_softmax
 from recbole_pq.pipeline import setup
 
@@ -119,6 +119,59 @@ def test_codes_hard_at_eval_straight_through_in_training():
     torch.testing.assert_close(st_assign, hard)  # forward value is the hard choice ...
     quantised.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # ... gradient flows through the softmax
+
+
+def _straight_through(logits, codes):
+    probs = torch.softmax(logits, dim=-1)
+    return F.one_hot(codes, logits.shape[-1]).to(logits.dtype) + probs - probs.detach()
+
+
+@settings(max_examples=15, deadline=None)
+@given(B=st.integers(0, 3), W=st.integers(2, 7), D=st.integers(1, 5), seed=st.integers(0, 10**6))
+def test_codeword_lookup_equals_one_hot_product(B, W, D, seed):
+    """Values and gradients (weights and table) equal those of the (..., W) x (W, D) product;
+    B = 0: one (W, D) table, else one table per codebook."""
+    torch.manual_seed(seed)
+    table_shape = (W, D) if B == 0 else (B, W, D)
+    logits = torch.randn(4, 3, *(() if B == 0 else (B,)), W, dtype=torch.float64, requires_grad=True)
+    codes = logits.detach().argmax(-1)
+    table = torch.randn(table_shape, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(4, 3, *(() if B == 0 else (B,)), D, dtype=torch.float64)
+
+    def grads(fn):
+        logits.grad = table.grad = None
+        out = fn(_straight_through(logits, codes))
+        (out * upstream).sum().backward()
+        return out.detach(), logits.grad.clone(), table.grad.clone()
+
+    product = (lambda w: w @ table) if B == 0 else (lambda w: torch.einsum("...bw,bwd->...bd", w, table))
+    for got, expected in zip(grads(lambda w: codeword_lookup(w, codes, table)), grads(product)):
+        torch.testing.assert_close(got, expected)
+
+
+def test_attention_gathers_rows_with_codes_like_the_product():
+    """Hard (straight-through) assignments with zeroed padding: the codes path gives the
+    einsum path's outputs and gradients (assignments, codebooks, Q/K/V maps)."""
+    torch.manual_seed(3)
+    N, L, B, W, D = 3, 9, 2, 6, 4
+    attention = CodewordHistogramAttention(B, D).double()
+    codebooks = torch.randn(B, W, D, dtype=torch.float64, requires_grad=True)
+    logits = torch.randn(N, L, B, W, dtype=torch.float64, requires_grad=True)
+    codes = logits.detach().argmax(-1)
+    present = (torch.arange(L).unsqueeze(0) < torch.tensor([[9], [4], [1]])).to(torch.float64)
+    upstream = torch.randn(N, L, D, dtype=torch.float64)
+
+    def run(with_codes):
+        for t in (logits, codebooks, attention.query, attention.key, attention.value):
+            t.grad = None
+        assignments = _straight_through(logits, codes) * present[..., None, None]
+        out = attention(assignments, codeword_histogram(assignments), codebooks, codes if with_codes else None)
+        (out * upstream * present[..., None]).sum().backward()
+        return [out.detach() * present[..., None]] + [t.grad.clone() for t in
+                                                      (logits, codebooks, attention.query, attention.key, attention.value)]
+
+    for got, expected in zip(run(True), run(False)):
+        torch.testing.assert_close(got, expected)
 
 
 def test_codebook_width_must_match():

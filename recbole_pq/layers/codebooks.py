@@ -26,11 +26,13 @@ class CodebookQuantizer(nn.Module):
         self.codebooks = nn.Parameter(torch.randn(n_codebooks, n_codewords, dim) * init_std)
         self.bilinear = nn.Parameter(torch.eye(dim).repeat(n_codebooks, 1, 1))
 
-    def assign(self, x: torch.Tensor, soft: bool = False):
+    def assign(self, x: torch.Tensor, soft: bool = False, with_assignments: bool = True):
         """(..., D) vectors -> (assignments (..., B, W), codes (..., B), quantised (..., D)).
 
         Assignments are one-hot at evaluation; in training they are straight-through
-        one-hot, or with ``soft`` the softmax probabilities themselves (always)."""
+        one-hot, or with ``soft`` the softmax probabilities themselves (always).
+        ``with_assignments=False`` returns None for them (callers that need only the
+        quantised vectors: an (N, B, W) tensor less)."""
         if x.shape[-1] != self.dim:
             raise ValueError(f"vectors of width {x.shape[-1]} do not match the codebook width D={self.dim}")
         residual = x
@@ -38,20 +40,58 @@ class CodebookQuantizer(nn.Module):
         for b in range(self.n_codebooks):
             similarity = (residual @ self.bilinear[b]) @ self.codebooks[b].T  # (..., W)
             code = similarity.argmax(dim=-1)
-            hard = F.one_hot(code, self.n_codewords).to(x.dtype)
+            if self.tau != 1.0:  # (..., W) passes saved at the default temperature
+                similarity = similarity / self.tau
             if soft:
-                assignment = torch.softmax(similarity / self.tau, dim=-1)
+                assignment = torch.softmax(similarity, dim=-1)
+                chosen = assignment @ self.codebooks[b]
             elif self.training:
-                probs = torch.softmax(similarity / self.tau, dim=-1)
-                assignment = hard + probs - probs.detach()
+                probs = torch.softmax(similarity, dim=-1)
+                chosen = codeword_lookup(probs, code, self.codebooks[b])
+                assignment = F.one_hot(code, self.n_codewords).to(x.dtype) + probs - probs.detach() \
+                    if with_assignments else None
             else:
-                assignment = hard
-            chosen = assignment @ self.codebooks[b]
+                chosen = self.codebooks[b][code]
+                assignment = F.one_hot(code, self.n_codewords).to(x.dtype) if with_assignments else None
             quantised = quantised + chosen
             residual = residual - chosen
             assignments.append(assignment)
             codes.append(code)
-        return torch.stack(assignments, dim=-2), torch.stack(codes, dim=-1), quantised
+        stacked = torch.stack(assignments, dim=-2) if with_assignments or soft else None
+        return stacked, torch.stack(codes, dim=-1), quantised
+
+
+class StraightThroughLookup(torch.autograd.Function):
+    """``weights @ table`` where ``weights`` hold the one-hot of ``code`` in value (hard or
+    straight-through ``one_hot + probs - probs.detach()``), without the (..., W) x (W, D)
+    products: the forward value is a gather of the chosen rows; the gradient reaches
+    ``weights`` as ``grad @ table.T`` (the straight-through estimator) and ``table``
+    through the chosen rows only (a scatter-add, which is what one-hot weights give).
+
+    Shapes: table (W, D) with code (...,) and weights (..., W) -> (..., D); or one table
+    per codebook, (B, W, D) with code (..., B) and weights (..., B, W) -> (..., B, D)."""
+
+    @staticmethod
+    def forward(ctx, weights, code, table):
+        n_rows = table.shape[-2]
+        index = code if table.dim() == 2 else code + n_rows * torch.arange(table.shape[0], device=code.device)
+        ctx.save_for_backward(index, table)
+        return table.reshape(-1, table.shape[-1])[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, table = ctx.saved_tensors
+        grad_weights = grad_table = None
+        if ctx.needs_input_grad[0]:
+            grad_weights = grad @ table.T if table.dim() == 2 else torch.einsum("...bd,bwd->...bw", grad, table)
+        if ctx.needs_input_grad[2]:
+            flat = torch.zeros(table.shape[:-2].numel() * table.shape[-2], table.shape[-1], dtype=grad.dtype,
+                               device=grad.device)
+            grad_table = flat.index_add_(0, index.reshape(-1), grad.reshape(-1, grad.shape[-1])).view_as(table)
+        return grad_weights, None, grad_table
+
+
+codeword_lookup = StraightThroughLookup.apply
 
 
 class QuantizedItemTable(nn.Module):
@@ -76,7 +116,7 @@ class QuantizedItemTable(nn.Module):
         """(N, B) hard codes of every item under the current weights."""
         def compute():
             with torch.no_grad():
-                _, codes, _ = self.quantizer.assign(self.vectors.detach())
+                _, codes, _ = self.quantizer.assign(self.vectors.detach(), with_assignments=False)
             return codes.to(torch.uint8 if self.b <= 256 else torch.int32)
 
         return self._cache.get("codes", (self.vectors, self.quantizer.codebooks, self.quantizer.bilinear), compute)
@@ -84,7 +124,7 @@ class QuantizedItemTable(nn.Module):
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) ids -> (..., D) composed codewords (straight-through in training)."""
         if self.training:
-            return self.quantizer.assign(self.vectors[item_ids])[2]
+            return self.quantizer.assign(self.vectors[item_ids], with_assignments=False)[2]
         codes = self.codes[item_ids].long()
         return self.quantizer.codebooks[torch.arange(self.m, device=codes.device), codes].sum(-2)
 

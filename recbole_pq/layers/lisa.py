@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from recbole_pq.layers.codebooks import codeword_lookup
 from recbole_pq.layers.derived_cache import DerivedCache
 from recbole_pq.layers.fast_blocks import speed_up_blocks
 
@@ -33,27 +34,28 @@ def codeword_histogram(assignments: torch.Tensor, causal: bool = True, gamma: fl
     """(N, L, B, W) assignments (zero at padding) -> (N, L, B, W) histograms F.
 
     Causal: F_i = sum_{j<=i} gamma^(i-j) a_j; bidirectional: every F_i = sum_j a_j.
-    Decay is a scan over blocks: inside a block the weights gamma^(i-j) with i >= j
-    are <= 1, and a block's carry is multiplied by gamma^(t+1): nothing over- or
+    The causal sum is a scan over blocks of positions, each block one (c, c) lower-
+    triangular matrix product (torch's cumsum over a middle dimension is ~4x slower on
+    the CPU, and so is its backward): inside a block the weights gamma^(i-j) with i >= j
+    are <= 1, and a block's carry is multiplied by gamma^(t+1), so nothing over- or
     underflows whatever L is."""
     if not causal:
         return assignments.sum(dim=1, keepdim=True).expand_as(assignments)
-    if gamma == 1.0:
-        return assignments.cumsum(dim=1)
     n, length = assignments.shape[:2]
-    out = torch.empty_like(assignments)
-    carry = torch.zeros_like(assignments[:, 0])
+    flat = assignments.reshape(n, length, -1)  # (N, L, B*W)
+    blocks, carry = [], None
     for start in range(0, length, DECAY_CHUNK):
-        block = assignments[:, start:start + DECAY_CHUNK]
+        block = flat[:, start:start + DECAY_CHUNK]
         c = block.shape[1]
         steps = torch.arange(c, device=block.device, dtype=block.dtype)
         lag = steps.unsqueeze(1) - steps.unsqueeze(0)  # i - j
-        decay = torch.where(lag >= 0, gamma ** lag.clamp(min=0), torch.zeros_like(lag))  # (c, c)
-        within = torch.einsum("ij,njbw->nibw", decay, block)
-        carried = (gamma ** (steps + 1)).view(1, c, 1, 1) * carry.unsqueeze(1)
-        out[:, start:start + c] = within + carried
-        carry = out[:, start + c - 1]
-    return out
+        weights = torch.ones_like(lag) if gamma == 1.0 else gamma ** lag.clamp(min=0)
+        within = torch.tril(weights) @ block  # (c, c) x (N, c, B*W)
+        if carry is not None:
+            within = within + (gamma ** (steps + 1)).view(1, c, 1) * carry.unsqueeze(1)
+        blocks.append(within)
+        carry = within[:, -1]
+    return (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)).view_as(assignments)
 
 
 def histogram_softmax(row_logits: torch.Tensor, histogram: torch.Tensor) -> torch.Tensor:
@@ -99,9 +101,16 @@ class CodewordHistogramAttention(nn.Module):
         v = torch.einsum("bwd,bde->bwe", codebooks, self.value)
         return q @ k.transpose(1, 2) / math.sqrt(self.dim), v
 
-    def forward(self, assignments, histograms, codebooks):
+    def forward(self, assignments, histograms, codebooks, codes=None):
+        """``codes`` (N, L, B): the hard codes when ``assignments`` are one-hot in value
+        (hard, or straight-through): a_{i,b} T_b is then a row of T_b, gathered instead of
+        multiplied (same values and gradients, a third of the work)."""
         scores, values = self.tables(codebooks)
-        rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
+        if codes is None:
+            rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
+        else:  # padding positions have all-zero assignments: their rows stay zero
+            present = (assignments.detach().sum(-1, keepdim=True) > 0.5).to(scores.dtype)
+            rows = codeword_lookup(assignments, codes, scores) * present
         weights = histogram_softmax(rows, histograms)
         return torch.einsum("nlbw,bwd->nld", weights, values)
 
@@ -135,12 +144,12 @@ class LISAEncoder(nn.Module):
     def positions(self, length: int, device) -> torch.Tensor:
         return torch.arange(length, device=device).clamp(max=self.max_len - 1)
 
-    def forward(self, item_emb, assignments, histograms, codebooks, positions=None):
-        """(N, L, D), (N, L, B, W) x2, (B, W, D)[, (L,) positions] -> (N, L, D)."""
+    def forward(self, item_emb, assignments, histograms, codebooks, positions=None, codes=None):
+        """(N, L, D), (N, L, B, W) x2, (B, W, D)[, (L,) positions, (N, L, B) hard codes] -> (N, L, D)."""
         if positions is None:
             positions = self.positions(item_emb.shape[1], item_emb.device)
         hidden = self.dropout(self.LayerNorm(item_emb + self.position_embedding(positions)))
         for attention, out, norm, ffn in zip(self.attention, self.attention_out, self.attention_norm, self.feed_forward):
-            attended = self.dropout(out(attention(assignments, histograms, codebooks)))
+            attended = self.dropout(out(attention(assignments, histograms, codebooks, codes)))
             hidden = ffn(norm(hidden + attended))
         return hidden

@@ -102,28 +102,29 @@ class SASRecLISA(PQSequentialRecommender):
 
     # -- sequence side --------------------------------------------------------------
     def sequence_codes(self, item_seq):
-        """(N, L) ids -> (input vectors (N, L, D), assignments (N, L, B, W) zero at padding)."""
+        """(N, L) ids -> (input vectors (N, L, D), assignments (N, L, B, W) zero at padding,
+        hard codes (N, L, B) or None for soft assignments)."""
         if self.variant == "soft":
             vectors = self.items(item_seq)
             assignments = self.seq_quantizer.assign(vectors, soft=True)[0]
-            inputs = vectors
+            inputs, codes = vectors, None
         elif self.variant == "base":
-            assignments, _, inputs = self.seq_quantizer.assign(self.items.vectors[item_seq]) \
-                if self.training else (self._eval_assignments(item_seq), None, self.items(item_seq))
+            if self.training:
+                assignments, codes, inputs = self.seq_quantizer.assign(self.items.vectors[item_seq])
+            else:
+                codes = self.items.codes[item_seq].long()
+                assignments, inputs = nn.functional.one_hot(codes, self.items.b).to(self.items.vectors.dtype), \
+                    self.items(item_seq)
         else:  # mini
             vectors = self.items.vectors[item_seq]
-            assignments = self.seq_quantizer.assign(vectors)[0]
+            assignments, codes, _ = self.seq_quantizer.assign(vectors)
             inputs = self.items(item_seq)
-        return inputs, assignments * (item_seq != 0).unsqueeze(-1).unsqueeze(-1).to(assignments.dtype)
-
-    def _eval_assignments(self, item_seq):
-        codes = self.items.codes[item_seq].long()
-        return nn.functional.one_hot(codes, self.items.b).to(self.items.vectors.dtype)
+        return inputs, assignments * (item_seq != 0).unsqueeze(-1).unsqueeze(-1).to(assignments.dtype), codes
 
     def encode(self, item_seq, item_seq_len):
-        inputs, assignments = self.sequence_codes(item_seq)
+        inputs, assignments, codes = self.sequence_codes(item_seq)
         histograms = codeword_histogram(assignments, causal=self.causal, gamma=self.gamma)
-        return self.encoder(inputs, assignments, histograms, self.seq_quantizer.codebooks)
+        return self.encoder(inputs, assignments, histograms, self.seq_quantizer.codebooks, codes=codes)
 
     def calculate_loss(self, interaction):
         loss = super().calculate_loss(interaction)
@@ -145,7 +146,7 @@ class SASRecLISA(PQSequentialRecommender):
         history = torch.as_tensor(history, dtype=torch.long).flatten()
         if history.numel() == 0 or int(history.min()) < 1 or int(history.max()) >= self.n_items:
             raise ValueError(f"history must be non-empty item ids in [1, {self.n_items - 1}], got {history.tolist()[:10]}")
-        _, assignments = self.sequence_codes(history.unsqueeze(0))
+        _, assignments, _ = self.sequence_codes(history.unsqueeze(0))
         histogram = codeword_histogram(assignments, causal=True, gamma=self.gamma)[0, -1]
         return LISAState(histogram.clone(), int(history[-1]), int(history.numel()))
 
@@ -169,10 +170,10 @@ class SASRecLISA(PQSequentialRecommender):
         if not self.causal:
             raise ValueError("the online step needs lisa_causal: true")
         ids = torch.tensor([[state.last_item]], device=state.histogram.device)
-        inputs, assignment = self.sequence_codes(ids)
+        inputs, assignment, codes = self.sequence_codes(ids)
         position = self.encoder.positions(state.length, ids.device)[-1:]
         return self.encoder(inputs, assignment, state.histogram.view(1, 1, *state.histogram.shape),
-                            self.seq_quantizer.codebooks, positions=position)[:, 0]
+                            self.seq_quantizer.codebooks, positions=position, codes=codes)[:, 0]
 
     def recommend(self, state: LISAState, k: int = 10):
         """Top-k (values, ids) for the next item after the state's history."""
