@@ -42,22 +42,22 @@ class CodebookQuantizer(nn.Module):
             code = similarity.argmax(dim=-1)
             if self.tau != 1.0:  # (..., W) passes saved at the default temperature
                 similarity = similarity / self.tau
+            hard = F.one_hot(code, self.n_codewords).to(x.dtype) if with_assignments and not soft else None
             if soft:
                 assignment = torch.softmax(similarity, dim=-1)
                 chosen = assignment @ self.codebooks[b]
             elif self.training:
                 probs = torch.softmax(similarity, dim=-1)
                 chosen = codeword_lookup(probs, code, self.codebooks[b])
-                assignment = F.one_hot(code, self.n_codewords).to(x.dtype) + probs - probs.detach() \
-                    if with_assignments else None
+                assignment = None if hard is None else hard + probs - probs.detach()
             else:
                 chosen = self.codebooks[b][code]
-                assignment = F.one_hot(code, self.n_codewords).to(x.dtype) if with_assignments else None
+                assignment = hard
             quantised = quantised + chosen
             residual = residual - chosen
             assignments.append(assignment)
             codes.append(code)
-        stacked = torch.stack(assignments, dim=-2) if with_assignments or soft else None
+        stacked = torch.stack(assignments, dim=-2) if with_assignments else None
         return stacked, torch.stack(codes, dim=-1), quantised
 
 
@@ -85,9 +85,9 @@ class StraightThroughLookup(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_weights = grad @ table.T if table.dim() == 2 else torch.einsum("...bd,bwd->...bw", grad, table)
         if ctx.needs_input_grad[2]:
-            flat = torch.zeros(table.shape[:-2].numel() * table.shape[-2], table.shape[-1], dtype=grad.dtype,
-                               device=grad.device)
-            grad_table = flat.index_add_(0, index.reshape(-1), grad.reshape(-1, grad.shape[-1])).view_as(table)
+            width = table.shape[-1]
+            grad_table = torch.zeros_like(table).view(-1, width).index_add_(
+                0, index.reshape(-1), grad.reshape(-1, width)).view_as(table)
         return grad_weights, None, grad_table
 
 

@@ -27,7 +27,7 @@ from recbole_pq.layers.codebooks import codeword_lookup
 from recbole_pq.layers.derived_cache import DerivedCache
 from recbole_pq.layers.fast_blocks import speed_up_blocks
 
-DECAY_CHUNK = 64  # positions per block of the decayed prefix scan
+DECAY_CHUNK = 64  # positions per block of the causal prefix scan (one (c, c) product each)
 
 
 def codeword_histogram(assignments: torch.Tensor, causal: bool = True, gamma: float = 1.0) -> torch.Tensor:
