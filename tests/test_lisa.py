@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import recbole_pq
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.codebooks import CodebookQuantizer, codeword_lookup
-from recbole_pq.layers.lisa import CodewordHistogramAttention, codeword_histogram, histogram_softmax
+from recbole_pq.layers.lisa import CodewordHistogramAttention, LISAEncoder, codeword_histogram, histogram_softmax
 from recbole_pq.pipeline import setup
 
 
@@ -169,6 +169,36 @@ def test_attention_gathers_rows_with_codes_like_the_product():
         (out * upstream * present[..., None]).sum().backward()
         return [out.detach() * present[..., None]] + [t.grad.clone() for t in
                                                       (logits, codebooks, attention.query, attention.key, attention.value)]
+
+    for got, expected in zip(run(True), run(False)):
+        torch.testing.assert_close(got, expected)
+
+
+def test_two_layer_encoder_with_codes_equals_the_product_path():
+    """The padding mask the encoder derives once serves every layer: with n_layers = 2 the
+    codes path gives the einsum path's outputs and gradients at every position, padding
+    included (whose rows must stay zero in both)."""
+    torch.manual_seed(4)
+    N, L, B, W, D = 3, 7, 2, 5, 4
+    config = {"hidden_size": D, "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.0, "MAX_ITEM_LIST_LENGTH": L,
+              "n_layers": 2, "inner_size": 8, "hidden_act": "gelu"}
+    encoder = LISAEncoder(config, n_codebooks=B).double()
+    codebooks = torch.randn(B, W, D, dtype=torch.float64, requires_grad=True)
+    logits = torch.randn(N, L, B, W, dtype=torch.float64, requires_grad=True)
+    item_emb = torch.randn(N, L, D, dtype=torch.float64)
+    codes = logits.detach().argmax(-1)
+    present = (torch.arange(L).unsqueeze(0) < torch.tensor([[7], [3], [1]])).to(torch.float64)
+    upstream = torch.randn(N, L, D, dtype=torch.float64)
+
+    def run(with_codes):
+        encoder.zero_grad()
+        logits.grad = codebooks.grad = None
+        assignments = _straight_through(logits, codes) * present[..., None, None]
+        out = encoder(item_emb, assignments, codeword_histogram(assignments), codebooks,
+                      codes=codes if with_codes else None)
+        (out * upstream).sum().backward()
+        return [out.detach(), logits.grad.clone(), codebooks.grad.clone()] + \
+            [encoder.attention[layer].query.grad.clone() for layer in range(2)]
 
     for got, expected in zip(run(True), run(False)):
         torch.testing.assert_close(got, expected)

@@ -69,6 +69,12 @@ def histogram_softmax(row_logits: torch.Tensor, histogram: torch.Tensor) -> torc
     return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
+def item_positions(assignments: torch.Tensor) -> torch.Tensor:
+    """(N, L, B, W) assignments -> (N, L, B, 1) floats: 1 at items, 0 at padding (whose
+    assignments are all zero; one-hot or straight-through ones sum to 1 in value)."""
+    return (assignments.detach().sum(-1, keepdim=True) > 0.5).to(assignments.dtype)
+
+
 class CodewordHistogramAttention(nn.Module):
     """One LISA attention layer over a codebook of B x W codewords, D wide.
 
@@ -101,16 +107,19 @@ class CodewordHistogramAttention(nn.Module):
         v = torch.einsum("bwd,bde->bwe", codebooks, self.value)
         return q @ k.transpose(1, 2) / math.sqrt(self.dim), v
 
-    def forward(self, assignments, histograms, codebooks, codes=None):
+    def forward(self, assignments, histograms, codebooks, codes=None, present=None):
         """``codes`` (N, L, B): the hard codes when ``assignments`` are one-hot in value
         (hard, or straight-through): a_{i,b} T_b is then a row of T_b, gathered instead of
-        multiplied (same values and gradients, a third of the work)."""
+        multiplied (same values and gradients, a third of the work).  ``present``
+        (N, L, B, 1): 1 where a position holds an item (``item_positions``); derived from
+        the assignments when not given (an encoder passes it once for all its layers)."""
         scores, values = self.tables(codebooks)
         if codes is None:
             rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
         else:  # padding positions have all-zero assignments: their rows stay zero
-            present = (assignments.detach().sum(-1, keepdim=True) > 0.5).to(scores.dtype)
-            rows = codeword_lookup(assignments, codes, scores) * present
+            if present is None:
+                present = item_positions(assignments)
+            rows = codeword_lookup(assignments, codes, scores) * present.to(scores.dtype)
         weights = histogram_softmax(rows, histograms)
         return torch.einsum("nlbw,bwd->nld", weights, values)
 
@@ -149,7 +158,8 @@ class LISAEncoder(nn.Module):
         if positions is None:
             positions = self.positions(item_emb.shape[1], item_emb.device)
         hidden = self.dropout(self.LayerNorm(item_emb + self.position_embedding(positions)))
+        present = None if codes is None else item_positions(assignments)
         for attention, out, norm, ffn in zip(self.attention, self.attention_out, self.attention_norm, self.feed_forward):
-            attended = self.dropout(out(attention(assignments, histograms, codebooks, codes)))
+            attended = self.dropout(out(attention(assignments, histograms, codebooks, codes, present)))
             hidden = ffn(norm(hidden + attended))
         return hidden
