@@ -1,7 +1,7 @@
 """Quality on real data: compressed vs dense models, same seed, split and budget.
 
     python benchmarks/quality.py --dataset ml-1m [--protocol full|uni100|all] [--models A B]
-                                 [--epochs 10] [--force] [--json PATH] [--md PATH]
+                                 [--epochs 10] [--force] [--json PATH] [--md PATH] [--set KEY=VALUE]
 
 Protocols (leave-one-out by time, RecBole's split):
 - ``full``: full ranking, NDCG@10 / Recall@10 / HR@10: SASRec (dense twin) vs SASRecJPQ
@@ -17,6 +17,12 @@ JSON at once and skipped on the next run (``--force`` re-runs them); a model int
 mid-training resumes from its ``-last.pth`` checkpoint.  For compressed models with the
 ``pqtopk`` scorer, the test set is evaluated a second time with the ``default`` scorer and
 the run fails if any metric differs.
+
+Settings a row needs per data set (e.g. ``pq_m`` for >= 10x compression on a small
+catalogue) are chosen on validation only: ``--set pq_m=4`` trains a probe into
+docs/benchmarks/quality_selection.json (with its best validation metrics, never into the
+table); DATASET_SETTINGS holds the choice, and the probe of the chosen setting and budget
+becomes the row without training again.
 
 Writes docs/benchmarks/quality.json (one record per dataset x protocol x model x metric)
 and re-renders docs/QUALITY.md from every record in it.
@@ -38,6 +44,7 @@ PROPERTIES = ROOT / "properties"
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "quality.json"
 MD_DEFAULT = ROOT / "docs" / "QUALITY.md"
 NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
+SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
 # Longest history per data set unless --max-seq-length says otherwise: ML-1M's sequences are long
 # (median 96), Amazon's short (mean 9), as in SASRec's and LISA's set-ups.
@@ -104,6 +111,10 @@ PUBLISHED = {
     ("video-games", "SASRecLISA-mini", "ndcg@10"): (0.4881, "LISA-Mini"),
 }
 
+# Per-data-set settings of a row, chosen on validation NDCG@10 only (the probes behind each
+# choice are records in SELECTION_JSON, written with --set; QUALITY.md lists them).
+DATASET_SETTINGS: dict[tuple[str, str], dict] = {}
+
 # (compressed, dense reference, metric, protocol, share): the issue's targets.
 TARGETS = [
     ("SASRecJPQ-svd", "SASRec", "ndcg@10", 0.98),
@@ -136,12 +147,21 @@ def metric_values(result: dict, protocol: str) -> dict[str, float]:
     return {name: round(float(result[name]), 6) for name in PROTOCOL_METRICS[protocol]}
 
 
+def row_settings(spec: Spec, dataset: str, overrides: dict) -> dict:
+    """What this row sets beyond the shared budget: the spec's own keys, the data set's
+    validation-chosen settings, then a probe's ``--set`` overrides."""
+    return {**spec.config, **DATASET_SETTINGS.get((dataset, spec.name), {}), **overrides}
+
+
 def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     from recbole_pq.pipeline import setup
     from recbole_pq.scoring import make_scorer
 
-    checkpoint_dir = ROOT / "saved" / "quality" / dataset / spec.name
-    config_dict = {**budget_config(args), **spec.config, "checkpoint_dir": str(checkpoint_dir)}
+    settings = row_settings(spec, dataset, args.overrides)
+    # A probe gets its own checkpoint folder: it must never resume another setting's -last.pth.
+    probe_tag = "-".join(f"{k}={v}" for k, v in sorted(args.overrides.items()))
+    checkpoint_dir = ROOT / "saved" / "quality" / dataset / (spec.name + (f"@{probe_tag}" if probe_tag else ""))
+    config_dict = {**budget_config(args), **settings, "checkpoint_dir": str(checkpoint_dir)}
     config, (train, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
     last = Path(getattr(trainer, "last_checkpoint_file", "") or "/nonexistent")
     if last.is_file():
@@ -156,7 +176,7 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
 
     trainer._train_epoch = counting_train_epoch
     start = time.perf_counter()
-    trainer.fit(train, valid, saved=True, show_progress=False)
+    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
     train_seconds = time.perf_counter() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     values = metric_values(test_result, spec.protocol)
@@ -178,7 +198,8 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         "epochs": epochs_run[0], "train_seconds": round(train_seconds, 1),
         "item_table_mb": round(stored / 2**20, 4), "dense_item_table_mb": round(dense / 2**20, 4),
         "compression": round(dense / stored, 2), "scorer": config["scorer"] or "default",
-        "scorers_agree": scorers_agree, "budget": budget_config(args),
+        "scorers_agree": scorers_agree, "budget": budget_config(args), "settings": settings,
+        "valid": metric_values(best_valid or {}, spec.protocol) if best_valid else None,
     }
     return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
 
@@ -187,10 +208,28 @@ def load_records(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def merge(records: list[dict], new: list[dict]) -> list[dict]:
-    """New records replace old ones of the same dataset, protocol and model."""
-    keys = {(r["dataset"], r["protocol"], r["model"]) for r in new}
-    return [r for r in records if (r["dataset"], r["protocol"], r["model"]) not in keys] + new
+def settings_key(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
+def record_key(record: dict, with_settings: bool = True) -> tuple:
+    """(dataset, protocol, model[, settings]). Records written before settings were stored
+    ran with their spec's own keys only."""
+    key = (record["dataset"], record["protocol"], record["model"])
+    if not with_settings:
+        return key
+    settings = record.get("settings")
+    if settings is None:
+        spec = next((s for s in SPECS if s.name == record["model"]), None)
+        settings = spec.config if spec else {}
+    return key + (settings_key(settings),)
+
+
+def merge(records: list[dict], new: list[dict], by_settings: bool = False) -> list[dict]:
+    """New records replace old ones of the same dataset, protocol and model (and settings,
+    for probes: a selection keeps one record set per setting tried)."""
+    keys = {record_key(r, by_settings) for r in new}
+    return [r for r in records if record_key(r, by_settings) not in keys] + new
 
 
 def fmt(value) -> str:
@@ -234,7 +273,10 @@ def render_markdown(records: list[dict]) -> str:
                 first = next(iter(mine.values()))
                 published = "; ".join(f"{m} {fmt(PUBLISHED[(dataset, model, m)][0])}" for m in metrics
                                       if (dataset, model, m) in PUBLISHED) or "-"
-                lines.append(f"| {model} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-" for m in metrics)
+                spec = next(s for s in SPECS if s.name == model)
+                chosen = {k: v for k, v in (first.get("settings") or {}).items() if spec.config.get(k) != v}
+                label = model + (" (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else "")
+                lines.append(f"| {label} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-" for m in metrics)
                              + f" | {published} | {first['epochs']} | {first['train_seconds']:.0f} | "
                              f"{first['item_table_mb']:.3f} | {first['compression']:.1f}x |")
             lines += [""] + target_lines(rows) + [""]
@@ -278,7 +320,15 @@ def parse_args(argv=None):
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     parser.add_argument("--md", type=Path, default=MD_DEFAULT)
     parser.add_argument("--render", action="store_true", help="only re-render the markdown from the JSON")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="probe a setting (e.g. pq_m=4) for choosing it on validation; the records go to "
+                             "--json (default then docs/benchmarks/quality_selection.json), never to the quality table")
     args = parser.parse_args(argv)
+    args.overrides = parse_overrides(parser, args.overrides)
+    if args.overrides:
+        if args.json == JSON_DEFAULT:
+            args.json = SELECTION_JSON
+        args.md = None
     if not args.dataset and not args.render:
         parser.error("--dataset is required (or --render)")
     known = {s.name for s in SPECS}
@@ -288,6 +338,24 @@ def parse_args(argv=None):
     return args
 
 
+def probe_records(key: tuple, budget: dict) -> list[dict]:
+    """The selection probe's records for this (dataset, protocol, model, settings) and budget."""
+    return [r for r in load_records(SELECTION_JSON) if record_key(r) == key and r["budget"] == budget]
+
+
+def parse_overrides(parser, items: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> dict; values read as YAML scalars (``4`` -> 4, ``svd`` -> 'svd')."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set pq_m=4")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     specs = [s for s in SPECS if args.protocol in ("all", s.protocol) and (not args.models or s.name in args.models)]
@@ -295,19 +363,26 @@ def main(argv=None) -> None:
     if args.render:
         args.md.write_text(render_markdown(records))
         return
-    done = {(r["dataset"], r["protocol"], r["model"]) for r in records}
+    done = {record_key(r) for r in records}
     for spec in specs:
-        if (args.dataset, spec.protocol, spec.name) in done and not args.force:
+        key = (args.dataset, spec.protocol, spec.name, settings_key(row_settings(spec, args.dataset, args.overrides)))
+        if key in done and not args.force:  # a row whose settings changed since is re-run
             print(f"[{spec.name}] already in {args.json}; skipped (--force re-runs it)", flush=True)
             continue
-        print(f"[{spec.name}] training on {args.dataset} ({spec.protocol})", flush=True)
-        new = train_one(spec, args.dataset, args)
+        adopted = [] if args.overrides else probe_records(key, budget_config(args))
+        if adopted:  # the probe that chose this setting ran this very row: it is not trained twice
+            print(f"[{spec.name}] taken from the probe of the same settings and budget in {SELECTION_JSON}", flush=True)
+            new = adopted
+        else:
+            print(f"[{spec.name}] training on {args.dataset} ({spec.protocol})", flush=True)
+            new = train_one(spec, args.dataset, args)
         print(f"[{spec.name}] " + ", ".join(f"{r['metric']}={r['value']}" for r in new)
               + f" in {new[0]['train_seconds']} s", flush=True)
-        records = merge(load_records(args.json), new)
+        records = merge(load_records(args.json), new, by_settings=bool(args.overrides))
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1) + "\n")
-        args.md.write_text(render_markdown(records))
+        if args.md:
+            args.md.write_text(render_markdown(records))
 
 
 if __name__ == "__main__":

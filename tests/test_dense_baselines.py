@@ -52,3 +52,23 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     assert "| SASRecJPQ-svd |" in md.read_text()
     quality.main(argv)  # resumable: a second run skips what is done
     assert json.loads(out.read_text()) == records
+
+    # A probe (--set) goes to the selection file only, with its settings and validation metrics.
+    selection = tmp_path / "selection.json"
+    monkeypatch.setattr(quality, "SELECTION_JSON", selection)
+    quality.main(argv[:-4] + ["--models", "SASRecJPQ-svd", "--set", "pq_m=4"])
+    assert json.loads(out.read_text()) == records and "pq_m=4" not in md.read_text()
+    probe = json.loads(selection.read_text())
+    assert {r["metric"] for r in probe} == {"ndcg@10", "recall@10", "hit@10"}
+    assert all(r["settings"] == {"code_assignment": "svd", "pq_m": 4} for r in probe)
+    assert all(set(r["valid"]) == {"ndcg@10", "recall@10", "hit@10"} for r in probe)
+    assert probe[0]["compression"] > jpq["compression"]  # 4 codes per item instead of 8
+
+    # Choosing that setting makes the stored row stale; the probe of the same budget becomes the row.
+    monkeypatch.setitem(quality.DATASET_SETTINGS, ("ml-100k", "SASRecJPQ-svd"), {"pq_m": 4})
+    monkeypatch.setattr(quality, "train_one", lambda *a: pytest.fail("the probe's row was trained again"))
+    quality.main(argv)
+    rows = json.loads(out.read_text())
+    assert sorted((r["model"], r["metric"]) for r in rows) == sorted((r["model"], r["metric"]) for r in records)
+    assert [r for r in rows if r["model"] == "SASRecJPQ-svd"] == probe
+    assert "| SASRecJPQ-svd (pq_m=4) |" in md.read_text()
