@@ -36,6 +36,8 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     from benchmarks import quality
 
     monkeypatch.setattr(quality, "ROOT", tmp_path)  # checkpoints go under tmp_path/saved
+    selection = tmp_path / "selection.json"
+    monkeypatch.setattr(quality, "SELECTION_JSON", selection)
     out, md = tmp_path / "q.json", tmp_path / "Q.md"
     argv = ["--dataset", "ml-100k", "--models", "SASRec", "SASRecJPQ-svd", "--epochs", "1",
             "--max-seq-length", "20", "--json", str(out), "--md", str(md)]
@@ -54,8 +56,6 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     assert json.loads(out.read_text()) == records
 
     # A probe (--set) goes to the selection file only, with its settings and validation metrics.
-    selection = tmp_path / "selection.json"
-    monkeypatch.setattr(quality, "SELECTION_JSON", selection)
     quality.main(argv[:-4] + ["--models", "SASRecJPQ-svd", "--set", "pq_m=4"])
     assert json.loads(out.read_text()) == records and "pq_m=4" not in md.read_text()
     probe = json.loads(selection.read_text())
@@ -72,3 +72,6 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     assert sorted((r["model"], r["metric"]) for r in rows) == sorted((r["model"], r["metric"]) for r in records)
     assert [r for r in rows if r["model"] == "SASRecJPQ-svd"] == probe
     assert "| SASRecJPQ-svd (pq_m=4) |" in md.read_text()
+    # The report lists the probe behind the choice, marked as chosen.
+    assert f"| ml-100k | SASRecJPQ-svd | pq_m=4 | {probe[0]['valid']['ndcg@10']:.4f} |" in md.read_text()
+    assert md.read_text().split("## Settings chosen on validation")[1].count("| yes |") == 1
