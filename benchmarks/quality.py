@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py --dataset ml-1m [--protocol full|uni100|all] [--models A B]
                                  [--epochs 10] [--force] [--json PATH] [--md PATH] [--set KEY=VALUE]
+                                 [--longer --epochs 30]
 
 Protocols (leave-one-out by time, RecBole's split):
 - ``full``: full ranking, NDCG@10 / Recall@10 / HR@10: SASRec (dense twin) vs SASRecJPQ
@@ -24,6 +25,9 @@ docs/benchmarks/quality_selection.json (with its best validation metrics, never 
 table); DATASET_SETTINGS holds the choice, and the probe of the chosen setting and budget
 becomes the row without training again.
 
+``--longer --epochs 30 --models SASRec SASRecJPQ-svd``: does a gap close with training?  A
+budget beyond the tables' goes to docs/benchmarks/quality_long.json and a section of its own.
+
 Writes docs/benchmarks/quality.json (one record per dataset x protocol x model x metric)
 and re-renders docs/QUALITY.md from every record in it.
 """
@@ -31,6 +35,7 @@ and re-renders docs/QUALITY.md from every record in it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -45,6 +50,7 @@ JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "quality.json"
 MD_DEFAULT = ROOT / "docs" / "QUALITY.md"
 NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
 SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"
+LONG_JSON = ROOT / "docs" / "benchmarks" / "quality_long.json"  # --longer: budgets beyond the tables'
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
 # Longest history per data set unless --max-seq-length says otherwise: ML-1M's sequences are long
 # (median 96), Amazon's short (mean 9), as in SASRec's and LISA's set-ups.
@@ -165,10 +171,14 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     from recbole_pq.scoring import make_scorer
 
     settings = row_settings(spec, dataset, args.overrides)
-    # A probe gets its own checkpoint folder: it must never resume another setting's -last.pth.
+    # Every setting and budget gets its own checkpoint folder: a run must never resume the
+    # -last.pth of another setting (a probe) or of another budget (e.g. --epochs 30).
     probe_tag = "-".join(f"{k}={v}" for k, v in sorted(args.overrides.items()))
-    checkpoint_dir = ROOT / "saved" / "quality" / dataset / (spec.name + (f"@{probe_tag}" if probe_tag else ""))
-    config_dict = {**budget_config(args), **settings, "checkpoint_dir": str(checkpoint_dir)}
+    budget = budget_config(args)
+    budget_tag = hashlib.sha1(settings_key({**budget, **settings}).encode()).hexdigest()[:10]
+    checkpoint_dir = (ROOT / "saved" / "quality" / dataset / (spec.name + (f"@{probe_tag}" if probe_tag else ""))
+                      / budget_tag)
+    config_dict = {**budget, **settings, "checkpoint_dir": str(checkpoint_dir)}
     config, (train, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
     last = Path(getattr(trainer, "last_checkpoint_file", "") or "/nonexistent")
     if last.is_file():
@@ -205,7 +215,7 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         "epochs": epochs_run[0], "train_seconds": round(train_seconds, 1),
         "item_table_mb": round(stored / 2**20, 4), "dense_item_table_mb": round(dense / 2**20, 4),
         "compression": round(dense / stored, 2), "scorer": config["scorer"] or "default",
-        "scorers_agree": scorers_agree, "budget": budget_config(args), "settings": settings,
+        "scorers_agree": scorers_agree, "budget": budget, "settings": settings,
         "valid": metric_values(best_valid or {}, spec.protocol) if best_valid else None,
     }
     return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
@@ -243,7 +253,9 @@ def fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def render_markdown(records: list[dict]) -> str:
+def render_markdown(records: list[dict], longer: list[dict] = ()) -> str:
+    """QUALITY.md: the equal-budget tables of ``records``, then the longer-budget comparisons
+    (``--longer``), the probes behind the chosen settings and the notes."""
     lines = ["# Quality on real data", "",
              "Produced by `python benchmarks/quality.py --dataset <name>` (this file is re-rendered from",
              "`docs/benchmarks/quality.json` after every model). Leave-one-out by time; every model",
@@ -260,38 +272,46 @@ def render_markdown(records: list[dict]) -> str:
                   "2 CPU cores; the machine also ran other jobs, so times are upper bounds).", ""]
         for protocol in ("full", "uni100"):
             rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
-            if not rows:
-                continue
-            metrics = PROTOCOL_METRICS[protocol]
-            budget = rows[0]["budget"]
-            title = "full ranking" if protocol == "full" else "100 sampled negatives (LISA's protocol)"
-            lines += [f"## {dataset}: {title}", "",
-                      f"Budget: {budget['epochs']} epochs max, validation every {budget['eval_step']}, "
-                      f"early stop after {budget['stopping_step']} validations without gain, batch "
-                      f"{budget['train_batch_size']}, lr {budget['learning_rate']}, max sequence length "
-                      f"{budget['MAX_ITEM_LIST_LENGTH']}, seed {budget['seed']}.", "",
-                      "| model | " + " | ".join(metrics) + " | published | epochs | train s | item table MB | compression |",
-                      "|---|" + "---|" * (len(metrics) + 5)]
-            models = [s.name for s in SPECS if s.protocol == protocol]
-            for model in models:
-                mine = {r["metric"]: r for r in rows if r["model"] == model}
-                if not mine:
-                    continue
-                first = next(iter(mine.values()))
-                published = "; ".join(f"{m} {fmt(PUBLISHED[(dataset, model, m)][0])}" for m in metrics
-                                      if (dataset, model, m) in PUBLISHED) or "-"
-                spec = next(s for s in SPECS if s.name == model)
-                chosen = {k: v for k, v in (first.get("settings") or {}).items() if spec.config.get(k) != v}
-                label = model + (" (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else "")
-                lines.append(f"| {label} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-" for m in metrics)
-                             + f" | {published} | {first['epochs']} | {first['train_seconds']:.0f} | "
-                             f"{first['item_table_mb']:.3f} | {first['compression']:.1f}x |")
-            lines += [""] + target_lines(rows) + [""]
+            if rows:
+                lines += table_lines(dataset, protocol, rows, "")
     lines += ["Sources of the published numbers: " + "; ".join(sorted({v[1] for v in PUBLISHED.values()})) + ".", ""]
+    groups = {}
+    for r in longer:
+        groups.setdefault((r["dataset"], r["protocol"], r["budget"]["epochs"]), []).append(r)
+    for (dataset, protocol, epochs), rows in sorted(groups.items()):
+        lines += table_lines(dataset, protocol, rows, f", longer budget ({epochs} epochs)")
     lines += selection_lines(load_records(SELECTION_JSON))
     if NOTES.is_file():  # the analysis of a run, written after reading it
         lines += [NOTES.read_text().strip(), ""]
     return "\n".join(lines)
+
+
+def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: str) -> list[str]:
+    """One table: the rows of a data set and protocol (one budget), with the target verdicts."""
+    metrics = PROTOCOL_METRICS[protocol]
+    budget = rows[0]["budget"]
+    title = "full ranking" if protocol == "full" else "100 sampled negatives (LISA's protocol)"
+    lines = [f"## {dataset}: {title}{heading_suffix}", "",
+             f"Budget: {budget['epochs']} epochs max, validation every {budget['eval_step']}, "
+             f"early stop after {budget['stopping_step']} validations without gain, batch "
+             f"{budget['train_batch_size']}, lr {budget['learning_rate']}, max sequence length "
+             f"{budget['MAX_ITEM_LIST_LENGTH']}, seed {budget['seed']}.", "",
+             "| model | " + " | ".join(metrics) + " | published | epochs | train s | item table MB | compression |",
+             "|---|" + "---|" * (len(metrics) + 5)]
+    for model in [s.name for s in SPECS if s.protocol == protocol]:
+        mine = {r["metric"]: r for r in rows if r["model"] == model}
+        if not mine:
+            continue
+        first = next(iter(mine.values()))
+        published = "; ".join(f"{m} {fmt(PUBLISHED[(dataset, model, m)][0])}" for m in metrics
+                              if (dataset, model, m) in PUBLISHED) or "-"
+        spec = next(s for s in SPECS if s.name == model)
+        chosen = {k: v for k, v in (first.get("settings") or {}).items() if spec.config.get(k) != v}
+        label = model + (" (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else "")
+        lines.append(f"| {label} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-" for m in metrics)
+                     + f" | {published} | {first['epochs']} | {first['train_seconds']:.0f} | "
+                     f"{first['item_table_mb']:.3f} | {first['compression']:.1f}x |")
+    return lines + [""] + target_lines(rows) + [""]
 
 
 def selection_lines(probes: list[dict]) -> list[str]:
@@ -354,8 +374,18 @@ def parse_args(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="probe a setting (e.g. pq_m=4) for choosing it on validation; the records go to "
                              "--json (default then docs/benchmarks/quality_selection.json), never to the quality table")
+    parser.add_argument("--longer", action="store_true",
+                        help="a budget beyond the tables' (e.g. --epochs 30 for a pair of models): the records go to "
+                             "--json (default then docs/benchmarks/quality_long.json) and their own section of the "
+                             "markdown, never into the equal-budget tables")
     args = parser.parse_args(argv)
     args.overrides = parse_overrides(parser, args.overrides)
+    # The markdown always shows the equal-budget tables and the longer-budget sections.
+    args.table_json, args.long_json = args.json, LONG_JSON
+    if args.longer:
+        if args.json == JSON_DEFAULT:
+            args.json = LONG_JSON
+        args.table_json, args.long_json = JSON_DEFAULT, args.json
     if args.overrides:
         if args.json == JSON_DEFAULT:
             args.json = SELECTION_JSON
@@ -392,7 +422,7 @@ def main(argv=None) -> None:
     specs = [s for s in SPECS if args.protocol in ("all", s.protocol) and (not args.models or s.name in args.models)]
     records = load_records(args.json)
     if args.render:
-        args.md.write_text(render_markdown(records))
+        write_markdown(args)
         return
     done = {record_key(r) for r in records}
     for spec in specs:
@@ -413,7 +443,11 @@ def main(argv=None) -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1) + "\n")
         if args.md:
-            args.md.write_text(render_markdown(records))
+            write_markdown(args)
+
+
+def write_markdown(args) -> None:
+    args.md.write_text(render_markdown(load_records(args.table_json), load_records(args.long_json)))
 
 
 if __name__ == "__main__":

@@ -202,6 +202,26 @@ def train_modes_section(data: dict) -> list[str]:
     return lines
 
 
+def training_step_section(data: dict) -> list[str]:
+    rows = data["records"]
+    first = rows[0]
+    lines = ["## Training: the tied softmax cross-entropy", "",
+             f"Command: `{data['command']}` ({data['machine']}). One step = forward, CE over every position, "
+             f"backward, Adam; {first['dataset']}, {first['batch_users']} users per batch, sequences up to "
+             f"{first['max_seq_length']}, {first['n_items'] - 1:,} items; median of {first['steps']} steps, the two "
+             "losses timed alternately on the same batches.", "",
+             "| model | fused CE ms/step | materialised logits + F.cross_entropy ms/step | ratio |", "|---|---|---|---|"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        ms = {r["loss"]: r["median_step_ms"] for r in rows if r["model"] == model}
+        lines.append(f"| {model} | {ms['fused']:.0f} | {ms['materialised']:.0f} | "
+                     f"{ms['materialised'] / ms['fused']:.2f}× |")
+    lines += ["", "The fused loss (`recbole_pq.losses.softmax_cross_entropy`) writes each block of logits once and "
+              "turns it into probabilities in place while it is in cache; the backward is two matrix products over "
+              "them. `F.cross_entropy` on materialised logits passes over the (positions × items) data about eight "
+              "times."]
+    return lines
+
+
 def attention_section(data: dict) -> list[str]:
     records = data["records"]
     lines = ["## LISA attention vs vanilla causal attention", "",
@@ -297,7 +317,8 @@ def main() -> int:
                           ("scoring-batches.json", batches_section), ("scoring.json", prune_section),
                           ("attention.json", attention_section),
                           ("sharded.json", sharded_section),
-                          ("train_modes.json", train_modes_section)):
+                          ("train_modes.json", train_modes_section),
+                          ("training_step.json", training_step_section)):
         path = BENCH / name
         if path.is_file():
             parts += section(json.loads(path.read_text())) + [""]

@@ -38,6 +38,7 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     monkeypatch.setattr(quality, "ROOT", tmp_path)  # checkpoints go under tmp_path/saved
     selection = tmp_path / "selection.json"
     monkeypatch.setattr(quality, "SELECTION_JSON", selection)
+    monkeypatch.setattr(quality, "LONG_JSON", tmp_path / "long.json")
     out, md = tmp_path / "q.json", tmp_path / "Q.md"
     argv = ["--dataset", "ml-100k", "--models", "SASRec", "SASRecJPQ-svd", "--epochs", "1",
             "--max-seq-length", "20", "--json", str(out), "--md", str(md)]
@@ -75,3 +76,26 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     # The report lists the probe behind the choice, marked as chosen.
     assert f"| ml-100k | SASRecJPQ-svd | pq_m=4 | {probe[0]['valid']['ndcg@10']:.4f} |" in md.read_text()
     assert md.read_text().split("## Settings chosen on validation")[1].count("| yes |") == 1
+
+
+def test_quality_longer_budget_goes_to_its_own_file_and_section(tmp_path, monkeypatch):
+    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    from benchmarks import quality
+
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    monkeypatch.setattr(quality, "SELECTION_JSON", tmp_path / "selection.json")
+    table, longer, md = tmp_path / "q.json", tmp_path / "long.json", tmp_path / "Q.md"
+    monkeypatch.setattr(quality, "JSON_DEFAULT", table)
+    monkeypatch.setattr(quality, "LONG_JSON", longer)
+    common = ["--dataset", "ml-100k", "--models", "SASRec", "--max-seq-length", "20", "--md", str(md)]
+    quality.main(common + ["--epochs", "1"])
+    rows = json.loads(table.read_text())
+    quality.main(common + ["--epochs", "2", "--longer"])
+    assert json.loads(table.read_text()) == rows  # the equal-budget table is untouched
+    long_rows = json.loads(longer.read_text())
+    assert {r["budget"]["epochs"] for r in long_rows} == {2} and {r["model"] for r in long_rows} == {"SASRec"}
+    text = md.read_text()
+    assert "## ml-100k: full ranking\n" in text and "## ml-100k: full ranking, longer budget (2 epochs)" in text
+    assert text.count("| SASRec |") == 2
+    # A longer run never resumes the shorter run's checkpoint: each budget has its own folder.
+    assert len(list((tmp_path / "saved" / "quality" / "ml-100k" / "SASRec").iterdir())) == 2

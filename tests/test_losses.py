@@ -1,4 +1,5 @@
-"""gBCE against a float64 reference, and its calibration power beta."""
+"""gBCE against a float64 reference, and its calibration power beta; the tied softmax CE
+against torch's cross-entropy on materialised logits."""
 
 import math
 
@@ -7,7 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from recbole_pq.errors import ConfigError
-from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
+from hypothesis import given, settings, strategies as st
+
+from recbole_pq.losses import (bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives,
+                               softmax_cross_entropy)
 
 
 def log_sigmoid64(s):
@@ -79,3 +83,47 @@ def test_negatives_never_padding():
 def test_bad_loss_config(loss_type, t, k, match):
     with pytest.raises(ConfigError, match=match):
         check_loss_config(loss_type, t, k, n_items=100)
+
+
+def reference_softmax_ce(query, table, targets):
+    """Materialised logits, padding column at -inf, torch's cross-entropy."""
+    logits = query @ table.T
+    logits[:, 0] = float("-inf")
+    return F.cross_entropy(logits, targets)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_rows=st.integers(1, 70), n_items=st.integers(2, 300), dim=st.integers(1, 12),
+       scale=st.sampled_from([0.1, 3.0, 40.0]), block_rows=st.sampled_from([None, 1, 7, 64]),
+       seed=st.integers(0, 2**16))
+def test_softmax_ce_equals_reference_value_and_gradients(n_rows, n_items, dim, scale, block_rows, seed):
+    """Float64, any shape (blocks of rows that do not divide P, N = 2 with one real item,
+    logits large enough that an unstabilised exp would overflow)."""
+    generator = torch.Generator().manual_seed(seed)
+    query = (torch.randn(n_rows, dim, generator=generator, dtype=torch.float64) * scale).requires_grad_()
+    table = torch.randn(n_items, dim, generator=generator, dtype=torch.float64).requires_grad_()
+    targets = torch.randint(1, n_items, (n_rows,), generator=generator)
+    loss = softmax_cross_entropy(query, table, targets, block_rows)
+    grad_query, grad_table = torch.autograd.grad(2.5 * loss, (query, table))
+    expected = reference_softmax_ce(query, table, targets)
+    expected_query, expected_table = torch.autograd.grad(2.5 * expected, (query, table))
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad_query, expected_query, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad_table, expected_table, rtol=1e-9, atol=1e-12)
+    assert grad_table[0].abs().max() == 0  # padding: never predicted, never a target
+
+
+def test_softmax_ce_float32_many_blocks_matches_reference():
+    """The training dtype, with several blocks of rows (N large enough for a small block)."""
+    torch.manual_seed(0)
+    query = torch.randn(300, 16, requires_grad=True)
+    table = torch.randn(20_000, 16, requires_grad=True)
+    targets = torch.randint(1, 20_000, (300,))
+    loss = softmax_cross_entropy(query, table, targets)
+    loss.backward()
+    got = (loss.detach(), query.grad.clone(), table.grad.clone())
+    query.grad = table.grad = None
+    reference_softmax_ce(query, table, targets).backward()
+    torch.testing.assert_close(got[0], reference_softmax_ce(query, table, targets).detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1], query.grad, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(got[2], table.grad, rtol=1e-4, atol=1e-7)

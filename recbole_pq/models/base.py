@@ -9,7 +9,6 @@ from __future__ import annotations
 from logging import getLogger
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
@@ -18,7 +17,8 @@ from recbole_pq.data import target_list_field
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.dense_items import DenseItemEmbedding
 from recbole_pq.layers.item_codes import check_pq_config, item_code_embedding_from_config
-from recbole_pq.losses import bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives
+from recbole_pq.losses import (bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives,
+                               softmax_cross_entropy)
 from recbole_pq.scoring import make_scorer
 from recbole_pq.trainer import PQTrainer
 
@@ -115,9 +115,7 @@ class PQSequentialRecommender(SequentialRecommender):
         """Loss over the masked positions of (B, L, d) states with (B, L) targets."""
         query, positives = states[mask], targets[mask]
         if self.loss_type == "CE":
-            logits = query @ self.items.reconstruct().T
-            logits[:, 0] = float("-inf")  # never predict padding
-            return F.cross_entropy(logits, positives)
+            return softmax_cross_entropy(query, self.items.reconstruct(), positives)
         # Each row (one user's sequence) draws its own k uniform negatives, shared by its
         # positions: (B, k, d) embeddings and one batched product, not (P, k, d).  Negatives
         # shared by a whole batch made sampled-loss training fail (measured on ml-100k:
