@@ -95,15 +95,16 @@ def reference_softmax_ce(query, table, targets):
 @settings(max_examples=40, deadline=None)
 @given(n_rows=st.integers(1, 70), n_items=st.integers(2, 300), dim=st.integers(1, 12),
        scale=st.sampled_from([0.1, 3.0, 40.0]), block_rows=st.sampled_from([None, 1, 7, 64]),
-       seed=st.integers(0, 2**16))
-def test_softmax_ce_equals_reference_value_and_gradients(n_rows, n_items, dim, scale, block_rows, seed):
+       keep_probs=st.booleans(), seed=st.integers(0, 2**16))
+def test_softmax_ce_equals_reference_value_and_gradients(n_rows, n_items, dim, scale, block_rows, keep_probs, seed):
     """Float64, any shape (blocks of rows that do not divide P, N = 2 with one real item,
-    logits large enough that an unstabilised exp would overflow)."""
+    logits large enough that an unstabilised exp would overflow), probabilities kept for
+    the backward or recomputed there."""
     generator = torch.Generator().manual_seed(seed)
     query = (torch.randn(n_rows, dim, generator=generator, dtype=torch.float64) * scale).requires_grad_()
     table = torch.randn(n_items, dim, generator=generator, dtype=torch.float64).requires_grad_()
     targets = torch.randint(1, n_items, (n_rows,), generator=generator)
-    loss = softmax_cross_entropy(query, table, targets, block_rows)
+    loss = softmax_cross_entropy(query, table, targets, block_rows, keep_probs)
     grad_query, grad_table = torch.autograd.grad(2.5 * loss, (query, table))
     expected = reference_softmax_ce(query, table, targets)
     expected_query, expected_table = torch.autograd.grad(2.5 * expected, (query, table))
@@ -127,3 +128,20 @@ def test_softmax_ce_float32_many_blocks_matches_reference():
     torch.testing.assert_close(got[0], reference_softmax_ce(query, table, targets).detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got[1], query.grad, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(got[2], table.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_softmax_ce_recomputes_when_probabilities_would_not_fit(monkeypatch):
+    """Over the memory bound nothing of size (P, N) is kept for the backward."""
+    import recbole_pq.losses as losses
+
+    monkeypatch.setattr(losses, "CE_PROBS_BYTES", 1000)
+    query = torch.randn(40, 8, requires_grad=True)
+    table = torch.randn(500, 8, requires_grad=True)
+    targets = torch.randint(1, 500, (40,))
+    loss = softmax_cross_entropy(query, table, targets)
+    saved = loss.grad_fn.saved_tensors
+    assert max(t.numel() for t in saved) < 40 * 500
+    loss.backward()
+    expected_query, expected_table = torch.autograd.grad(reference_softmax_ce(query, table, targets), (query, table))
+    torch.testing.assert_close(query.grad, expected_query, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(table.grad, expected_table, rtol=1e-4, atol=1e-7)
