@@ -49,7 +49,10 @@ def measure(model_name: str, dataset: str, steps: int, max_seq_length: int | Non
     model.train()
     times: dict[str, list[float]] = {name: [] for name in LOSSES}
     for index, batch in enumerate(batches):
-        for name, loss_fn in LOSSES.items():  # alternate: both see the same load
+        order = list(LOSSES.items())
+        if index % 2:  # alternate who goes first: both see the same load and allocator state
+            order.reverse()
+        for name, loss_fn in order:
             model_base.softmax_cross_entropy = loss_fn
             start = time.perf_counter()
             optimizer.zero_grad()
