@@ -157,38 +157,49 @@ if numba is not None:
         return values, ids
 
 
+    @njit(cache=True, nogil=True)
+    def _scan_range_users8(tables, codes, first_item, threshold, slot, values, ids):
+        """m = 8, many users: a contiguous run of items (ids first_item, ...) against (8, b, Q)
+        tables, continuing each user's top-k slots (values, ids: (Q, k)), thresholds and
+        worst-slot positions.  The per-item pass over the users only reads (sums the eight
+        rows and compares with the thresholds), so it needs no running-sum array and the
+        compiler no aliasing checks; an item that beats some user's threshold is summed
+        again, in the same order, for the heap update (rare after the first items).  Its own
+        function so the per-item row addressing stays in registers."""
+        n_queries = tables.shape[2]
+        for j in range(codes.shape[0]):
+            c = codes[j]
+            r0 = tables[0, c[0]]
+            r1 = tables[1, c[1]]
+            r2 = tables[2, c[2]]
+            r3 = tables[3, c[3]]
+            r4 = tables[4, c[4]]
+            r5 = tables[5, c[5]]
+            r6 = tables[6, c[6]]
+            r7 = tables[7, c[7]]
+            hit = False
+            for q in range(n_queries):
+                hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
+            if hit:
+                for q in range(n_queries):
+                    s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
+                    if s > threshold[q]:
+                        slot[q] = _replace_min(values[q], ids[q], slot[q], s, first_item + j)
+                        threshold[q] = values[q, slot[q]]
+
     @njit(parallel=True, cache=True, nogil=True)
     def _scan_users_inner8(tables, codes, k, skip_padding, n_parts):
-        """``_scan_users_inner`` for m = 8: the per-item pass over the users only reads
-        (sums the eight rows and compares with the thresholds), so it needs no running-sum
-        array and the compiler no aliasing checks; an item that beats some user's threshold
-        is summed again, in the same order, for the heap update (rare after the first items)."""
+        """``_scan_users_inner`` for m = 8 (see ``_scan_range_users8``)."""
         n_queries = tables.shape[2]
         n_items = codes.shape[0]
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start, end = _part_bounds(p, n_parts, n_items)
+            if skip_padding and start == 0:
+                start = min(1, end)
             threshold = np.full(n_queries, -np.inf, dtype=np.float32)
             slot = np.zeros(n_queries, dtype=np.int64)
-            for i in range(start, end):
-                c = codes[i]
-                r0 = tables[0, c[0]]
-                r1 = tables[1, c[1]]
-                r2 = tables[2, c[2]]
-                r3 = tables[3, c[3]]
-                r4 = tables[4, c[4]]
-                r5 = tables[5, c[5]]
-                r6 = tables[6, c[6]]
-                r7 = tables[7, c[7]]
-                hit = False
-                for q in range(n_queries):
-                    hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
-                if hit and not (skip_padding and i == 0):
-                    for q in range(n_queries):
-                        s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
-                        if s > threshold[q]:
-                            slot[q] = _replace_min(values[p, q], ids[p, q], slot[q], s, i)
-                            threshold[q] = values[p, q, slot[q]]
+            _scan_range_users8(tables, codes[start:end], start, threshold, slot, values[p], ids[p])
         return values, ids
 
 
@@ -201,6 +212,24 @@ if numba is not None:
                 + t[768 + ((c >> 24) & 255)] + t[1024 + ((c >> 32) & 255)] + t[1280 + ((c >> 40) & 255)]
                 + t[1536 + ((c >> 48) & 255)] + t[1792 + (c >> 56)])
 
+    @njit(cache=True, nogil=True)
+    def _scan_range_packed8(table, packed, first_item, values_row, ids_row):
+        """One user's running top-k over a contiguous run of items (ids first_item, ...),
+        continuing the (values_row, ids_row) slots.  Its own small function so the hot loop
+        keeps everything in registers: indexing from 0 over a C-contiguous run lets the
+        compiler drop the per-item stride multiply and negative-index fix-up (measured
+        1.3x faster than the same loop inline in the parallel one, one thread, 1M items)."""
+        slot = 0
+        for c in range(1, values_row.shape[0]):
+            if values_row[c] < values_row[slot] or (values_row[c] == values_row[slot] and ids_row[c] > ids_row[slot]):
+                slot = c
+        t = values_row[slot]
+        for j in range(packed.shape[0]):
+            s = _sum8(table, packed[j])
+            if s > t:
+                slot = _replace_min(values_row, ids_row, slot, s, first_item + j)
+                t = values_row[slot]
+
     @njit(parallel=True, cache=True, nogil=True)
     def _scan_packed8(flat_tables, packed, k, skip_padding, n_parts):
         """m = 8, b <= 256: one 8-byte load per item instead of eight 1-byte loads."""
@@ -209,16 +238,11 @@ if numba is not None:
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start, end = _part_bounds(p, n_parts, n_items)
+            if skip_padding and start == 0:
+                start = min(1, end)
+            run = np.ascontiguousarray(packed[start:end])  # a view: typed C-contiguous
             for q in range(n_queries):
-                table = flat_tables[q]
-                row_v = values[p, q]
-                t = np.float32(-np.inf)
-                slot = 0
-                for i in range(start, end):
-                    s = _sum8(table, packed[i])
-                    if s > t and not (skip_padding and i == 0):
-                        slot = _replace_min(row_v, ids[p, q], slot, s, i)
-                        t = row_v[slot]
+                _scan_range_packed8(flat_tables[q], run, start, values[p, q], ids[p, q])
         return values, ids
 
 
@@ -322,6 +346,16 @@ def posting_lists(codes: np.ndarray, b: int, n_parts: int = 1):
 if numba is not None:
 
     @njit(cache=True, nogil=True)
+    def _first_reaching8(flat_table, run, threshold):
+        """Index of the first item of ``run`` (packed m = 8 codes) whose score is at least
+        ``threshold`` (len(run) when none): the hot loop of scoring a posting list, on its
+        own so that it compiles to a tight loop (see ``_scan_range_packed8``)."""
+        for j in range(run.shape[0]):
+            if _sum8(flat_table, run[j]) >= threshold:
+                return j
+        return run.shape[0]
+
+    @njit(cache=True, nogil=True)
     def _prune_one(table, order, items, item_codes, item_codes_packed, offsets, k, skip_padding, budget, values, ids):
         """One user.  ``order[s]``: split s's sub-ids by descending score.  Takes posting lists
         in that order (the split whose bound drops most first), scores every item in them,
@@ -352,17 +386,23 @@ if numba is not None:
             s = best_split
             code = order[s, pointer[s]]
             lo, hi = offsets[s, code], offsets[s, code + 1]
-            for position in range(lo, hi):
-                if packed:  # m = 8, b = 256: one 8-byte load per item
+            position = lo
+            while position < hi:
+                if packed:  # m = 8, b = 256: one 8-byte load per item, skip to the next candidate
+                    position += _first_reaching8(flat_table, np.ascontiguousarray(item_codes_packed[s, position:hi]),
+                                                 threshold)
+                    if position >= hi:
+                        break
                     score = _sum8(flat_table, item_codes_packed[s, position])
                 else:
                     c = item_codes[s, position]
                     score = table[0, c[0]]
                     for j in range(1, m):
                         score += table[j, c[j]]
+                position += 1
                 if score < threshold:
                     continue
-                item = items[s, position]
+                item = items[s, position - 1]
                 if score == threshold and item > ids[slot]:
                     continue
                 if skip_padding and item == 0:
