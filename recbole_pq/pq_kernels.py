@@ -78,6 +78,12 @@ if numba is not None:
         return values, ids
 
 
+    @njit(inline="always")
+    def _rows8(tables, c, j):
+        """The (Q,) score rows of splits j..j+7 for an item's codes c: tables[j + i, c[j + i]]."""
+        return (tables[j, c[j]], tables[j + 1, c[j + 1]], tables[j + 2, c[j + 2]], tables[j + 3, c[j + 3]],
+                tables[j + 4, c[j + 4]], tables[j + 5, c[j + 5]], tables[j + 6, c[j + 6]], tables[j + 7, c[j + 7]])
+
     @njit(parallel=True, cache=True, nogil=True)
     def _scan_users_inner(tables, codes, k, skip_padding, n_parts):
         """Many users: tables laid out (m, b, Q) so that, per item, each split adds one
@@ -97,14 +103,7 @@ if numba is not None:
             for i in range(start, end):
                 c = codes[i]
                 if m >= 8:
-                    r0 = tables[0, c[0]]
-                    r1 = tables[1, c[1]]
-                    r2 = tables[2, c[2]]
-                    r3 = tables[3, c[3]]
-                    r4 = tables[4, c[4]]
-                    r5 = tables[5, c[5]]
-                    r6 = tables[6, c[6]]
-                    r7 = tables[7, c[7]]
+                    r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tables, c, 0)
                     for q in range(n_queries):
                         acc[q] = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
                     j = 8
@@ -122,14 +121,7 @@ if numba is not None:
                         acc[q] = r0[q]
                     j = 1
                 while j + 8 <= m:
-                    r0 = tables[j, c[j]]
-                    r1 = tables[j + 1, c[j + 1]]
-                    r2 = tables[j + 2, c[j + 2]]
-                    r3 = tables[j + 3, c[j + 3]]
-                    r4 = tables[j + 4, c[j + 4]]
-                    r5 = tables[j + 5, c[j + 5]]
-                    r6 = tables[j + 6, c[j + 6]]
-                    r7 = tables[j + 7, c[j + 7]]
+                    r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tables, c, j)
                     for q in range(n_queries):
                         acc[q] = acc[q] + r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
                     j += 8
@@ -169,14 +161,7 @@ if numba is not None:
         n_queries = tables.shape[2]
         for j in range(codes.shape[0]):
             c = codes[j]
-            r0 = tables[0, c[0]]
-            r1 = tables[1, c[1]]
-            r2 = tables[2, c[2]]
-            r3 = tables[3, c[3]]
-            r4 = tables[4, c[4]]
-            r5 = tables[5, c[5]]
-            r6 = tables[6, c[6]]
-            r7 = tables[7, c[7]]
+            r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tables, c, 0)
             hit = False
             for q in range(n_queries):
                 hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
