@@ -14,6 +14,7 @@ Writes docs/benchmarks/scoring.json and docs/benchmarks/scoring.png.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -109,6 +110,8 @@ def time_method(method, codes, dim, batch, repeats, budget):
     record = {"method": method, "tables": "random", "n_items": n, "dim": dim, "m": M, "b": B, "batch": batch,
               "k": K, "ms_per_user": None, "items_per_second": None}
     reason = fits(method, n, dim, batch, budget)
+    if method == "faiss" and importlib.util.find_spec("faiss") is None:
+        reason = "not run: faiss-cpu is not installed (pip install -e '.[bench]')"
     if reason:
         record.update(note=reason, peak_rss_mb=round(peak_rss_mb(), 1))
         return record
