@@ -72,7 +72,10 @@ def scoring_section(data: dict) -> list[str]:
                   f"{largest['ms_per_user']:.1f} ms, i.e. {read:.1f} GB/s of codes read against a measured read "
                   f"ceiling of {gbs:.1f} GB/s ({100 * read / gbs:.0f} %), and {cycles:.1f} cycles per item "
                   f"({threads} threads at {mhz:.0f} MHz) against ~{largest['m'] / 2:.0f}–{largest['m']:.0f} cycles for "
-                  f"{largest['m']} table lookups at 1–2 loads per cycle."]
+                  f"{largest['m']} table lookups at 1–2 loads per cycle. One pass over the "
+                  f"{largest['n_items'] * largest['m'] / 1e9:.3g} GB of codes cannot take less than "
+                  f"{largest['n_items'] * largest['m'] / gbs / 1e6:.0f} ms at that ceiling: below it, a faster "
+                  "kernel cannot help, only more memory bandwidth (more cores or machines)."]
         if batched:
             lines += ["", f"A batch of 64 users sharing each pass over the codes: {batched:.1f} ms per user "
                       f"({largest['ms_per_user'] / batched:.1f}× the single-user throughput): the codes are read "
@@ -168,9 +171,9 @@ def targets_section(data: dict) -> list[str]:
     if not rows:
         return []
     return ["## Scale targets (issue 6) against this run", "",
-            f"CPU: {data['cpu']}, {data['threads']} threads. Absolute times depend on the host (the run of "
-            "2026-11-25 on an AMD EPYC host, in the git history of `docs/benchmarks/scoring.json`, measured the "
-            "single-user scan faster than this one); the ratios are within one run.", "",
+            f"CPU: {data['cpu']}, {data['threads']} threads. Absolute times depend on the host and its "
+            "memory bandwidth (earlier runs, in the git history of `docs/benchmarks/scoring.json`, were on other "
+            "hosts and older kernels); the ratios are within one run.", "",
             "| target | goal | measured | |", "|---|---|---|---|"] + rows + [""]
 
 

@@ -274,12 +274,15 @@ def main(argv=None) -> int:
     command = "python benchmarks/scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = {"command": command, "threads": args.threads, "cpu": _cpu_name(), "machine": machine_limits(args.threads),
            "paper_ms_per_user_d512": PAPER_MS, "records": records}
-    if args.merge and args.json.is_file():
+    if args.json.is_file():
         old = json.loads(args.json.read_text())
         new_keys = {record_key(r) for r in records}
-        kept = [r for r in old["records"] if record_key(r) not in new_keys]
+        # --merge keeps every record not measured again; a full run still keeps the prune
+        # benchmark's records (benchmarks/prune.py writes them into the same file).
+        kept = [r for r in old["records"] if record_key(r) not in new_keys and (args.merge or "users" in r)]
         out["records"] = sorted(kept + records, key=lambda r: (r["n_items"], r["dim"], r["batch"]))
-        out["command"] = f"{old['command']}; then {command}"
+        if args.merge:
+            out["command"] = f"{old['command']}; then {command}"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     plot([r for r in out["records"] if "users" not in r], args.json.with_suffix(".png"))
