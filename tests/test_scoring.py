@@ -50,15 +50,17 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
 
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
-@settings(max_examples=30, deadline=None)
-@given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), batch=st.integers(1, 9),
-       k=st.integers(1, 60), seed=st.integers(0, 10**6))
-def test_fused_kernel_values_identical_to_torch_pqtopk(n, m, batch, k, seed):
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), b=st.sampled_from([256, 256, 37]),
+       batch=st.one_of(st.integers(1, 9), st.sampled_from([32, 33, 70])), k=st.integers(1, 60),
+       seed=st.integers(0, 10**6))
+def test_fused_kernel_values_identical_to_torch_pqtopk(n, m, b, batch, k, seed):
     """Same float32 additions in the same order: identical top-k values, over many blocks,
-    for every kernel (per-user and users-inner, m = 8 and the general sums of 8, 4 and 1 rows)."""
+    for every kernel (per-user, users-inner and user tiles -- one, several and a padded
+    last tile -- m = 8 and the general sums of 8, 4 and 1 rows)."""
     k = min(k, n - 1) if n > 1 else 1
     rng = np.random.default_rng(seed)
-    layer = ItemCodeEmbedding(rng.integers(0, 256, size=(n, m)), 256, 4 * m, init_std=1.0)
+    layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, m)), b, 4 * m, init_std=1.0)
     query = torch.randn(batch, 4 * m)
     with torch.no_grad():
         fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
@@ -119,17 +121,18 @@ def test_prune_is_exact(n, b, batch, k, skew, seed):
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(50, 30000), b=st.integers(2, 4), k=st.integers(1, 40), budget=st.sampled_from([0.002, 1.0]),
-       seed=st.integers(0, 10**6))
-def test_prune_and_scan_keep_the_lowest_ids_among_equal_scores(n, b, k, budget, seed):
+@given(n=st.integers(50, 30000), b=st.integers(2, 4), m=st.sampled_from([2, 8]), batch=st.sampled_from([3, 40]),
+       k=st.integers(1, 40), budget=st.sampled_from([0.002, 1.0]), seed=st.integers(0, 10**6))
+def test_prune_and_scan_keep_the_lowest_ids_among_equal_scores(n, b, m, batch, k, budget, seed):
     """Few distinct code tuples: many items share their score exactly, so which of them make the
     top-k is decided by id alone; pruning (which meets items out of id order) and the parallel
-    scan (whose item ranges' lists are merged) must both keep the lowest ids."""
+    scan (whose item ranges' lists are merged; with 40 users, m = 8: user tiles) must both keep
+    the lowest ids."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     k = min(k, n - 1)
-    layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, 2)), b, 8, init_std=1.0)
-    query = torch.randn(3, 8)
+    layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, m)), b, 4 * m, init_std=1.0)
+    query = torch.randn(batch, 4 * m)
     with torch.no_grad():
         scorer = make_scorer("prune")
         scorer.budget = budget
@@ -137,7 +140,7 @@ def test_prune_and_scan_keep_the_lowest_ids_among_equal_scores(n, b, k, budget, 
         fused = make_scorer("pqtopk", backend="numba").topk(query, layer, k)
         full = make_scorer("pqtopk").scores(query, layer)
     full[:, 0] = float("-inf")
-    order = np.lexsort((np.arange(n)[None, :].repeat(3, 0), -full.numpy()), axis=1)[:, :k]
+    order = np.lexsort((np.arange(n)[None, :].repeat(batch, 0), -full.numpy()), axis=1)[:, :k]
     for values, ids in (pruned, fused):
         np.testing.assert_array_equal(ids.numpy(), order)
         torch.testing.assert_close(values, torch.gather(full, 1, ids), rtol=0, atol=0)
@@ -193,19 +196,20 @@ def test_posting_lists_group_each_ranges_items_by_code(n_parts):
 
 
 @pytest.mark.parametrize("k", [2, 8, 20])
-def test_equal_scores_are_listed_lower_id_first_by_every_scorer(k):
+@pytest.mark.parametrize("m, batch", [(2, 4), (8, 40)])  # (8, 40): two user tiles, the second padded
+def test_equal_scores_are_listed_lower_id_first_by_every_scorer(k, m, batch):
     """Items i and i + 20 share their codes, hence their scores: every scorer lists each
     such pair lower id first, so rankings (and metrics) agree exactly across scorers."""
     torch.manual_seed(1)
-    codes = np.stack([np.arange(41) % 20, (np.arange(41) * 3) % 20], axis=1)
-    layer = ItemCodeEmbedding(codes, 20, 16, init_std=1.0)
-    query = torch.randn(4, 16)
+    codes = np.stack([(np.arange(41) * (2 * s + 1)) % 20 for s in range(m)], axis=1)
+    layer = ItemCodeEmbedding(codes, 20, 8 * m, init_std=1.0)
+    query = torch.randn(batch, 8 * m)
     expected = None
     variants = [(name, "auto") for name in SCORERS] + [("pqtopk", "torch")]
     for name, backend in variants:
         with torch.no_grad():
             values, ids = make_scorer(name, chunk_size=7, backend=backend).topk(query, layer, k)
-        pairs = ids.view(4, k // 2, 2)
+        pairs = ids.view(batch, k // 2, 2)
         assert (pairs[..., 0] + 20 == pairs[..., 1]).all(), (name, ids)
         if expected is None:
             expected = ids
