@@ -185,9 +185,9 @@ def batches_section(data: dict) -> list[str]:
     lines = ["## Fused PQTopK: users per call", "",
              f"Command: `{data['command']}` — {data['threads']} threads, CPU: {data['cpu']}. From "
              "`recbole_pq.pq_kernels.USERS_INNER_FROM` users on, a call scans with the users-inner layout "
-             "(one pass over the codes for all users, sums vectorised across users; for m = 8 in tiles of "
-             "`USERS_TILE` users, each block of codes scanned by every tile while it sits in cache); below it, "
-             "one scan per user.", "",
+             "(one pass over the codes for all users, sums vectorised across users; for m = 8 from "
+             "`USERS_TILES_FROM` users on in tiles of `USERS_TILE` users, each block of codes scanned by every "
+             "tile while it sits in cache); below it, one scan per user.", "",
              "| users per call | ms per user | vs one user |", "|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['batch']} | {r['ms_per_user']:.3g} | "

@@ -154,6 +154,45 @@ if numba is not None:
 
 
     @njit(cache=True, nogil=True)
+    def _scan_range_users8(tables, codes, first_item, threshold, slot, values, ids):
+        """m = 8, many users: a contiguous run of items (ids first_item, ...) against (8, b, Q)
+        tables, continuing each user's top-k slots (values, ids: (Q, k)), thresholds and
+        worst-slot positions.  The per-item pass over the users only reads (sums the eight
+        rows and compares with the thresholds), so it needs no running-sum array and the
+        compiler no aliasing checks; an item that beats some user's threshold is summed
+        again, in the same order, for the heap update (rare after the first items).  Its own
+        function so the per-item row addressing stays in registers."""
+        n_queries = tables.shape[2]
+        for j in range(codes.shape[0]):
+            c = codes[j]
+            r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tables, c, 0)
+            hit = False
+            for q in range(n_queries):
+                hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
+            if hit:
+                for q in range(n_queries):
+                    s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
+                    if s > threshold[q]:
+                        slot[q] = _replace_min(values[q], ids[q], slot[q], s, first_item + j)
+                        threshold[q] = values[q, slot[q]]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _scan_users_inner8(tables, codes, k, skip_padding, n_parts):
+        """``_scan_users_inner`` for m = 8 (see ``_scan_range_users8``)."""
+        n_queries = tables.shape[2]
+        n_items = codes.shape[0]
+        values, ids = _empty_topk(n_parts, n_queries, k)
+        for p in prange(n_parts):
+            start, end = _part_bounds(p, n_parts, n_items)
+            if skip_padding and start == 0:
+                start = min(1, end)
+            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+            slot = np.zeros(n_queries, dtype=np.int64)
+            _scan_range_users8(tables, codes[start:end], start, threshold, slot, values[p], ids[p])
+        return values, ids
+
+
+    @njit(cache=True, nogil=True)
     def _scan_range_tile8(tile, codes, first_item, threshold, slot, values, ids):
         """m = 8, one tile of USERS_TILE users: a contiguous run of items (ids first_item, ...)
         against an (8, b, USERS_TILE) table tile, continuing each user's top-k slots (values,
@@ -242,12 +281,14 @@ if numba is not None:
         return values, ids
 
 
-# From this many users on, the users-inner layout is used (for m = 8: user tiles): chosen at
-# 1M items, m = 8, where from 4 users on it was faster per user than the per-user scan
-# (`python benchmarks/scoring.py --sizes 1e6 --dims 64 --batches 1,2,4,8,64 --json ...`);
-# tiles at 10M items, 4 users: 1.16x faster than per-user scans.  (The single (8, b, Q) table
-# the tiles replaced was ~10% faster below 12 users and 1.5-2.3x slower from 16 users on.)
+# From this many users on, the users-inner layout is used: chosen at 1M items, m = 8, where
+# from 4 users on it was faster per user than the per-user scan
+# (`python benchmarks/scoring.py --sizes 1e6 --dims 64 --batches 1,2,4,8,64 --json ...`).
 USERS_INNER_FROM = 4
+# From this many users on (m = 8), user tiles: at 10M items one (8, b, Q) table was ~10%
+# faster per user for 4-8 users (a tile of 32 costs the same for 4 users as for 32) and
+# 1.2x slower at 12, 1.45x at 16, 2.25x at 64.
+USERS_TILES_FROM = 12
 
 
 def _packed8(codes: np.ndarray):
@@ -281,12 +322,13 @@ def fused_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, skip_padding: 
     n_parts = max(1, numba.get_num_threads() * 4)  # a few ranges per thread balance the load
     n_parts = min(n_parts, max(1, codes.shape[0] // BLOCK))
     packed = _packed8(codes) if b == 256 else None
-    if n_queries >= USERS_INNER_FROM and m == 8:
+    if n_queries >= USERS_TILES_FROM and m == 8:
         values, ids = _scan_tiles8(_user_tiles(sub_scores), codes, k, skip_padding, n_parts)
         values, ids = values[:, :n_queries], ids[:, :n_queries]
     elif n_queries >= USERS_INNER_FROM:
         tables = np.ascontiguousarray(sub_scores.transpose(1, 2, 0))
-        values, ids = _scan_users_inner(tables, codes, k, skip_padding, n_parts)
+        scan = _scan_users_inner8 if m == 8 else _scan_users_inner
+        values, ids = scan(tables, codes, k, skip_padding, n_parts)
     elif packed is not None:
         values, ids = _scan_packed8(sub_scores.reshape(n_queries, -1), packed, k, skip_padding, n_parts)
     else:
