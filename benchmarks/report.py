@@ -77,9 +77,14 @@ def scoring_section(data: dict) -> list[str]:
                   f"{largest['n_items'] * largest['m'] / gbs / 1e6:.0f} ms at that ceiling: below it, a faster "
                   "kernel cannot help, only more memory bandwidth (more cores or machines)."]
         if batched:
+            batch_cycles = batched / 1000 * 64 * mhz * 1e6 * threads / largest["n_items"]
+            row_loads = largest["m"] * 64 * 4 // 64  # m rows of 64 float32 scores, in 64-byte loads
             lines += ["", f"A batch of 64 users sharing each pass over the codes: {batched:.1f} ms per user "
                       f"({largest['ms_per_user'] / batched:.1f}× the single-user throughput): the codes are read "
-                      f"once per batch, and the per-user cost is then the lookups alone."]
+                      f"once per batch, and the per-user cost is then the lookups alone: {batch_cycles:.0f} cycles "
+                      f"per item for all 64 users, against {row_loads} 64-byte loads of score rows per item "
+                      f"({largest['m']} rows of 64 float32 scores) at one such load per cycle: "
+                      f"{100 * row_loads / batch_cycles:.0f} % of that limit."]
     paper = data.get("paper_ms_per_user_d512", {})
     if paper:
         lines += ["", "### Against the PQTopK paper (d = 512, one user; paper: 16-core Ryzen 5950X, here: "
