@@ -153,28 +153,35 @@ if numba is not None:
         return values, ids
 
 
-    @njit(cache=True, nogil=True)
-    def _scan_range_users8(tables, codes, first_item, threshold, slot, values, ids):
+    @njit(inline="always")
+    def _scan_run8(tables, codes, first_item, threshold, slot, values, ids, n_users):
         """m = 8, many users: a contiguous run of items (ids first_item, ...) against (8, b, Q)
         tables, continuing each user's top-k slots (values, ids: (Q, k)), thresholds and
         worst-slot positions.  The per-item pass over the users only reads (sums the eight
         rows and compares with the thresholds), so it needs no running-sum array and the
         compiler no aliasing checks; an item that beats some user's threshold is summed
-        again, in the same order, for the heap update (rare after the first items).  Its own
-        function so the per-item row addressing stays in registers."""
-        n_queries = tables.shape[2]
+        again, in the same order, for the heap update (rare after the first items).
+        Inlined into small functions of their own, so the per-item row addressing stays in
+        registers and, where ``n_users`` is a constant, the users loop compiles to
+        straight-line vector code (with a run-time length the compiler's vector loop plus
+        remainder cost more than the additions at a few dozen users)."""
         for j in range(codes.shape[0]):
             c = codes[j]
             r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tables, c, 0)
             hit = False
-            for q in range(n_queries):
+            for q in range(n_users):
                 hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
             if hit:
-                for q in range(n_queries):
+                for q in range(n_users):
                     s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
                     if s > threshold[q]:
                         slot[q] = _replace_min(values[q], ids[q], slot[q], s, first_item + j)
                         threshold[q] = values[q, slot[q]]
+
+    @njit(cache=True, nogil=True)
+    def _scan_range_users8(tables, codes, first_item, threshold, slot, values, ids):
+        """``_scan_run8`` over all Q users of (8, b, Q) tables."""
+        _scan_run8(tables, codes, first_item, threshold, slot, values, ids, tables.shape[2])
 
     @njit(parallel=True, cache=True, nogil=True)
     def _scan_users_inner8(tables, codes, k, skip_padding, n_parts):
@@ -194,26 +201,8 @@ if numba is not None:
 
     @njit(cache=True, nogil=True)
     def _scan_range_tile8(tile, codes, first_item, threshold, slot, values, ids):
-        """m = 8, one tile of USERS_TILE users: a contiguous run of items (ids first_item, ...)
-        against an (8, b, USERS_TILE) table tile, continuing each user's top-k slots (values,
-        ids: (USERS_TILE, k)), thresholds and worst-slot positions.  The users loop has a
-        compile-time length (a module constant), so it compiles to straight-line vector code:
-        with a run-time length the compiler's vector loop plus remainder cost more than the
-        additions at these widths.  The per-item pass only reads (sums the eight rows and
-        compares with the thresholds); an item that beats some user's threshold is summed
-        again, in the same order, for the heap update (rare after the first items)."""
-        for j in range(codes.shape[0]):
-            c = codes[j]
-            r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(tile, c, 0)
-            hit = False
-            for q in range(USERS_TILE):
-                hit |= (r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]) > threshold[q]
-            if hit:
-                for q in range(USERS_TILE):
-                    s = r0[q] + r1[q] + r2[q] + r3[q] + r4[q] + r5[q] + r6[q] + r7[q]
-                    if s > threshold[q]:
-                        slot[q] = _replace_min(values[q], ids[q], slot[q], s, first_item + j)
-                        threshold[q] = values[q, slot[q]]
+        """``_scan_run8`` over one (8, b, USERS_TILE) tile: a compile-time number of users."""
+        _scan_run8(tile, codes, first_item, threshold, slot, values, ids, USERS_TILE)
 
     @njit(parallel=True, cache=True, nogil=True)
     def _scan_tiles8(tiles, codes, k, skip_padding, n_parts):
