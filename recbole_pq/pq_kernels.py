@@ -51,6 +51,19 @@ if numba is not None:
         part = (n_items + n_parts - 1) // n_parts
         return p * part, min(n_items, (p + 1) * part)
 
+    @njit(inline="always")
+    def _part_range(p, n_parts, n_items, skip_padding):
+        """``_part_bounds``, less item 0 (padding) when ``skip_padding``."""
+        start, end = _part_bounds(p, n_parts, n_items)
+        if skip_padding and start == 0:
+            start = min(1, end)
+        return start, end
+
+    @njit(inline="always")
+    def _fresh_thresholds(n_queries):
+        """Per user, the score to beat (-inf: the slots are empty) and its slot."""
+        return np.full(n_queries, -np.inf, dtype=np.float32), np.zeros(n_queries, dtype=np.int64)
+
     @njit(cache=True, nogil=True)
     def _empty_topk(n_parts, n_queries, k):
         """Per item range and user, k (score, id) slots: -inf scores, id -1."""
@@ -64,8 +77,7 @@ if numba is not None:
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start, end = _part_bounds(p, n_parts, n_items)
-            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
-            slot = np.zeros(n_queries, dtype=np.int64)  # position of the current minimum
+            threshold, slot = _fresh_thresholds(n_queries)
             for block_start in range(start, end, BLOCK):
                 block_end = min(end, block_start + BLOCK)
                 for q in range(n_queries):
@@ -101,8 +113,7 @@ if numba is not None:
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
             start, end = _part_bounds(p, n_parts, n_items)
-            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
-            slot = np.zeros(n_queries, dtype=np.int64)
+            threshold, slot = _fresh_thresholds(n_queries)
             acc = np.empty(n_queries, dtype=np.float32)
             for i in range(start, end):
                 c = codes[i]
@@ -190,11 +201,8 @@ if numba is not None:
         n_items = codes.shape[0]
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
-            start, end = _part_bounds(p, n_parts, n_items)
-            if skip_padding and start == 0:
-                start = min(1, end)
-            threshold = np.full(n_queries, -np.inf, dtype=np.float32)
-            slot = np.zeros(n_queries, dtype=np.int64)
+            start, end = _part_range(p, n_parts, n_items, skip_padding)
+            threshold, slot = _fresh_thresholds(n_queries)
             _scan_range_users8(tables, codes[start:end], start, threshold, slot, values[p], ids[p])
         return values, ids
 
@@ -213,11 +221,8 @@ if numba is not None:
         n_items = codes.shape[0]
         values, ids = _empty_topk(n_parts, n_users, k)
         for p in prange(n_parts):
-            start, end = _part_bounds(p, n_parts, n_items)
-            if skip_padding and start == 0:
-                start = min(1, end)
-            threshold = np.full(n_users, -np.inf, dtype=np.float32)
-            slot = np.zeros(n_users, dtype=np.int64)
+            start, end = _part_range(p, n_parts, n_items, skip_padding)
+            threshold, slot = _fresh_thresholds(n_users)
             for first in range(start, end, BLOCK):
                 run = np.ascontiguousarray(codes[first:min(end, first + BLOCK)])
                 for t in range(tiles.shape[0]):
@@ -261,9 +266,7 @@ if numba is not None:
         n_items = packed.shape[0]
         values, ids = _empty_topk(n_parts, n_queries, k)
         for p in prange(n_parts):
-            start, end = _part_bounds(p, n_parts, n_items)
-            if skip_padding and start == 0:
-                start = min(1, end)
+            start, end = _part_range(p, n_parts, n_items, skip_padding)
             run = np.ascontiguousarray(packed[start:end])  # a view: typed C-contiguous
             for q in range(n_queries):
                 _scan_range_packed8(flat_tables[q], run, start, values[p, q], ids[p, q])

@@ -50,6 +50,30 @@ def test_training_masks_at_least_one_real_item_per_row(jpq):
     assert states.shape[0] == len(batch) and torch.equal(targets, seq[torch.arange(len(batch)), lengths - 1])
 
 
+def test_next_item_rows_hide_only_their_end_and_see_no_right_context(jpq):
+    """A next-item row is one mask after a prefix: its state must equal forward()'s on that
+    prefix (the test-time encoding).  With a vanishing mask_ratio the Cloze rows hide only
+    their last item, the same case, so every row's one state is checked."""
+    _, (train, _, _), model, _ = jpq
+    batch = next(iter(train))
+    seq, lengths = model.full_training_sequence(batch)
+    model.eval()  # no dropout, so states can be compared
+    torch.manual_seed(1)
+    model.next_item_rows, model.mask_ratio = 0.5, 1e-9
+    try:
+        with torch.no_grad():
+            states, items, masked = model.training_positions(batch)
+            ends = masked.float().argmax(1)
+            prefix = seq.masked_fill(torch.arange(seq.shape[1]) >= ends.unsqueeze(1), 0)
+            expected = model.forward(prefix, ends)
+    finally:
+        model.next_item_rows, model.mask_ratio, _ = 0.0, 0.2, model.train()
+    assert torch.equal(items, seq) and torch.all(masked.sum(1) == 1)
+    assert 0 < (ends < lengths - 1).sum() < len(batch)  # some rows cut early, some not
+    assert torch.all((ends >= 1) | (lengths == 1))
+    torch.testing.assert_close(states[torch.arange(len(batch)), ends], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_negatives_never_padding_or_mask(jpq, monkeypatch):
     _, (train, _, _), model, _ = jpq
     import recbole_pq.models.base as base
@@ -102,7 +126,7 @@ def test_runs_end_to_end(ml1m_slice, fast_settings, model):
 @pytest.mark.parametrize("overrides,match", [
     ({"gbce_t": 1.2}, "gbce_t=1.2"), ({"gbce_t": -1}, "gbce_t=-1"),
     ({"neg_samples": 0}, "neg_samples=0"), ({"neg_samples": 10**6}, "neg_samples=1000000"),
-    ({"mask_ratio": 0}, "mask_ratio=0"),
+    ({"mask_ratio": 0}, "mask_ratio=0"), ({"next_item_rows": 1.0}, r"next_item_rows=1.0 must lie in \[0, 1\)"),
 ])
 def test_bad_config(ml1m_slice, fast_settings, overrides, match):
     with pytest.raises(ConfigError, match=match):
