@@ -86,6 +86,22 @@ def _quiet_ray() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def _count_every_interaction_in_pop() -> None:
+    """RecBole 1.2.1's ``Pop`` adds one per batch: ``item_cnt[item] = item_cnt[item] + 1``
+    writes each repeated index once, so its counts are the number of training batches an
+    item occurs in and saturate for popular items (on ML-1M the top items tie).  Count
+    every interaction instead; the rest of the model is unchanged."""
+    from recbole.model.general_recommender.pop import Pop
+
+    def calculate_loss(self, interaction):
+        item = interaction[self.ITEM_ID]
+        self.item_cnt.index_add_(0, item, torch.ones_like(item).unsqueeze(1))
+        self.max_cnt = torch.max(self.item_cnt, dim=0)[0]
+        return torch.nn.Parameter(torch.zeros(1)).to(self.device)
+
+    Pop.calculate_loss = calculate_loss
+
+
 @contextmanager
 def isolated_argv():
     """RecBole's Config parses ``--key=value`` from ``sys.argv`` by itself.  Our entry
@@ -111,4 +127,5 @@ def apply() -> None:
     _quiet_ray()
     _silence_sine_anomaly_detection()
     _let_recbole_load_its_checkpoints()
+    _count_every_interaction_in_pop()
     _applied = True

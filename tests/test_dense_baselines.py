@@ -99,3 +99,54 @@ def test_quality_longer_budget_goes_to_its_own_file_and_section(tmp_path, monkey
     assert text.count("| SASRec |") == 2
     # A longer run never resumes the shorter run's checkpoint: each budget has its own folder.
     assert len(list((tmp_path / "saved" / "quality" / "ml-100k" / "SASRec").iterdir())) == 2
+
+
+def test_popularity_floor_ranks_by_training_counts(ml1m_slice, capsys):
+    """benchmarks/popularity.py: RecBole's Pop on the quality split (with compat's fix of its
+    counts: RecBole 1.2.1 counts batches, here every hit would be lost).  Reference: per user,
+    unseen items ranked by training count (leave-one-out by time; RecBole masks a general
+    model's history), so the test target's rank lies between 1 + the unseen items counted
+    more often and that plus the items counted as often; HR@10 must lie within the bounds."""
+    import collections
+
+    from benchmarks import popularity
+
+    result = popularity.main(["--dataset", "ml-1m", "--data-path", str(ml1m_slice)])
+    out = capsys.readouterr().out
+    assert "Pop ml-1m test, history removed: ndcg@10" in out and "Pop ml-1m test, history left in: ndcg@10" in out
+
+    sequences = collections.defaultdict(list)
+    with open(ml1m_slice / "ml-1m" / "ml-1m.inter") as f:
+        next(f)
+        for line in f:
+            user, item, time = line.split("\t")
+            sequences[user].append((float(time), item))
+    sequences = {u: [i for _, i in sorted(s)] for u, s in sequences.items()}
+    counts = collections.Counter(i for s in sequences.values() for i in s[:-2])
+    catalogue = {i for s in sequences.values() for i in s}
+    surely = possibly = 0
+    for items in sequences.values():
+        target, seen = items[-1], set(items[:-1])
+        unseen = [counts[i] for i in catalogue - seen]
+        above = sum(c > counts[target] for c in unseen)
+        tied = sum(c == counts[target] for c in unseen)
+        surely += above + tied <= 10
+        possibly += above + 1 <= 10
+    hit_rate = result["test_result"]["hit@10"]  # RecBole rounds metrics to 4 decimals
+    assert surely / len(sequences) - 5e-5 <= hit_rate <= possibly / len(sequences) + 5e-5 and surely > 0
+
+
+def test_popularity_with_history_left_in_by_hand(tmp_path):
+    """Three users; train counts a 3, b 2, c 1, d 0, so the top-2 is (a, b).  Validation
+    targets c, b, d: one hit, at rank 2; test targets d, d, c: none."""
+    import math
+
+    from benchmarks.popularity import popularity_unremoved
+
+    rows = {"1": "abcd", "2": "acbd", "3": "badc"}
+    inter = tmp_path / "toy.inter"
+    inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"{user}\t{item}\t{t}\n" for user, items in rows.items() for t, item in enumerate(items)))
+    result = popularity_unremoved(inter, k=2)
+    assert result["valid"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 3), "recall@2": pytest.approx(1 / 3)}
+    assert result["test"] == {"ndcg@2": 0.0, "recall@2": 0.0}
