@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
     """{"valid"|"test": {"ndcg@10", "recall@10"}} of one global top-k by training count,
-    history not removed.  Leave-one-out by time: per user the last item is the test target,
-    the one before it the validation target, the rest train.  Equal counts rank in order
+    history not removed.  Leave-one-out by time, as RecBole splits: per user the last item
+    is the test target, the one before it the validation target, the rest train (a user of
+    two items gives no validation target, one of a single item only a training item).  Equal counts rank in order
     of first appearance in the file."""
     sequences = collections.defaultdict(list)
     first_seen = {}
@@ -42,9 +43,12 @@ def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
     targets = {"valid": [], "test": []}
     for events in sequences.values():
         items = [item for _, item in sorted(events, key=lambda e: e[0])]
-        counts.update(items[:-2])
-        targets["valid"].append(items[-2])
-        targets["test"].append(items[-1])
+        held_out = min(2, len(items) - 1)  # RecBole's leave-one-out: short users give less
+        counts.update(items[:len(items) - held_out])
+        if held_out == 2:
+            targets["valid"].append(items[-2])
+        if held_out >= 1:
+            targets["test"].append(items[-1])
     top = sorted(first_seen, key=lambda item: (-counts[item], first_seen[item]))[:k]
     rank = {item: r for r, item in enumerate(top)}
     result = {}

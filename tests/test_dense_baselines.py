@@ -137,16 +137,17 @@ def test_popularity_floor_ranks_by_training_counts(ml1m_slice, capsys):
 
 
 def test_popularity_with_history_left_in_by_hand(tmp_path):
-    """Three users; train counts a 3, b 2, c 1, d 0, so the top-2 is (a, b).  Validation
-    targets c, b, d: one hit, at rank 2; test targets d, d, c: none."""
+    """Train counts a 4, b 2, c 2, d 0: the top-2 is (a, b), b before c by first appearance.
+    User 4 (two items) gives only a test target, user 5 (one item) only a training item.
+    Validation targets c, b, d: one hit at rank 2; test targets d, d, c, b: one hit at rank 2."""
     import math
 
     from benchmarks.popularity import popularity_unremoved
 
-    rows = {"1": "abcd", "2": "acbd", "3": "badc"}
+    rows = {"1": "abcd", "2": "acbd", "3": "badc", "4": "ab", "5": "c"}
     inter = tmp_path / "toy.inter"
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
         f"{user}\t{item}\t{t}\n" for user, items in rows.items() for t, item in enumerate(items)))
     result = popularity_unremoved(inter, k=2)
     assert result["valid"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 3), "recall@2": pytest.approx(1 / 3)}
-    assert result["test"] == {"ndcg@2": 0.0, "recall@2": 0.0}
+    assert result["test"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 4), "recall@2": pytest.approx(1 / 4)}
