@@ -66,3 +66,15 @@ def test_ray_auth_token_disabled():
     import recbole_pq  # noqa: F401
 
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_pop_counts_every_interaction():
+    """RecBole 1.2.1's Pop writes item_cnt[item] once per distinct item of a batch."""
+    from types import SimpleNamespace
+
+    from recbole.model.general_recommender.pop import Pop
+
+    pop = SimpleNamespace(ITEM_ID="item_id", item_cnt=torch.zeros(4, 1, dtype=torch.long), device="cpu")
+    Pop.calculate_loss(pop, {"item_id": torch.tensor([1, 1, 3, 1])})
+    Pop.calculate_loss(pop, {"item_id": torch.tensor([3])})
+    assert pop.item_cnt.squeeze(1).tolist() == [0, 3, 0, 2] and pop.max_cnt.item() == 3
