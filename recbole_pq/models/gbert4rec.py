@@ -96,7 +96,7 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         A share ``next_item_rows`` of the rows (of two items or more) instead ends at a
         random position e >= 1, with only item e masked and nothing after it: the test's
         case, a mask after the history with no right context, which the Cloze masks give
-        almost never (one target in ~35 has no item to its right on ML-1M).  BERT4Rec
+        almost never (on ML-1M about one target in 90 has no item to its right).  BERT4Rec
         (Sun et al., CIKM'19, section 3.6) adds rows that mask only the last item for this
         reason; a random end gives every position of a one-row-per-user sequence a turn."""
         seq, lengths = self.full_training_sequence(interaction)
