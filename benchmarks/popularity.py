@@ -29,8 +29,8 @@ def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
     """{"valid"|"test": {"ndcg@10", "recall@10"}} of one global top-k by training count,
     history not removed.  Leave-one-out by time, as RecBole splits: per user the last item
     is the test target, the one before it the validation target, the rest train (a user of
-    two items gives no validation target, one of a single item only a training item).  Equal counts rank in order
-    of first appearance in the file."""
+    two items gives no validation target, one of a single item only a training item).
+    Equal counts rank in order of first appearance in the file."""
     sequences = collections.defaultdict(list)
     first_seen = {}
     with open(inter_file) as f:
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
                         help="folder holding <dataset>/<dataset>.inter (default: dataset/)")
     args = parser.parse_args(argv)
 
-    import recbole_pq.compat  # noqa: F401  (RecBole's numpy-2 shims, applied on import)
+    import recbole_pq.compat  # noqa: F401  (RecBole's shims, Pop's count fix among them, applied on import)
     from recbole.quick_start import run_recbole
     from recbole_pq.data import check_dataset_files
 
