@@ -55,8 +55,10 @@ def build_model(checkpoint: dict, path) -> torch.nn.Module:
     if "item_tokens" not in checkpoint:
         raise CheckpointError(f"Checkpoint {path} has no item tokens (written before recbole-pq saved them): "
                               f"train the model again to serve it.")
-    # The codes are a buffer of the weights: build with cheap random codes, then load.
+    # Codes assigned from data are a buffer of the weights: build with cheap random codes, then load.
     config.update(device="cpu", code_assignment="random")
+    if name == "SASRecLISA":  # checkpoints from before lisa_codes existed learned their codes
+        config["lisa_codes"] = "learned" if config.get("lisa_codes") in (None, "learned") else "random"
     model = PLUGIN_MODELS[name](config, _Catalogue(config, checkpoint["item_tokens"]))
     try:
         model.load_state_dict(checkpoint["state_dict"])

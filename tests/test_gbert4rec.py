@@ -57,6 +57,7 @@ def test_next_item_rows_hide_only_their_end_and_see_no_right_context(jpq):
     _, (train, _, _), model, _ = jpq
     batch = next(iter(train))
     seq, lengths = model.full_training_sequence(batch)
+    saved = model.next_item_rows, model.mask_ratio
     model.eval()  # no dropout, so states can be compared
     torch.manual_seed(1)
     model.next_item_rows, model.mask_ratio = 0.5, 1e-9
@@ -67,7 +68,7 @@ def test_next_item_rows_hide_only_their_end_and_see_no_right_context(jpq):
             prefix = seq.masked_fill(torch.arange(seq.shape[1]) >= ends.unsqueeze(1), 0)
             expected = model.forward(prefix, ends)
     finally:
-        model.next_item_rows, model.mask_ratio, _ = 0.0, 0.2, model.train()
+        (model.next_item_rows, model.mask_ratio), _ = saved, model.train()
     assert torch.equal(items, seq) and torch.all(masked.sum(1) == 1)
     assert 0 < (ends < lengths - 1).sum() < len(batch)  # some rows cut early, some not
     assert torch.all((ends >= 1) | (lengths == 1))

@@ -209,12 +209,13 @@ def test_codebook_width_must_match():
         CodebookQuantizer(2, 3, 4).assign(torch.randn(5, 6))
 
 
-@pytest.fixture(scope="module", params=["base", "soft", "mini"])
+@pytest.fixture(scope="module", params=["base", "soft", "mini", "base-learned", "mini-learned"])
 def lisa(request, ml1m_slice, fast, tmp_path_factory):
+    variant, _, codes = request.param.partition("-")
     settings = {**fast, "data_path": str(ml1m_slice), "checkpoint_dir": str(tmp_path_factory.mktemp("saved")),
-                "lisa_variant": request.param, "lisa_B": 4, "lisa_W": 16, "lisa_seq_B": 2, "lisa_seq_W": 8,
-                "MAX_ITEM_LIST_LENGTH": 10, "lisa_decay": 0.05,
-                "scorer": "default" if request.param == "soft" else "pqtopk"}
+                "lisa_variant": variant, "lisa_codes": codes or "svd", "lisa_B": 4, "lisa_W": 16, "lisa_seq_B": 2,
+                "lisa_seq_W": 8, "MAX_ITEM_LIST_LENGTH": 10, "lisa_decay": 0.05,
+                "scorer": "default" if variant == "soft" else "pqtopk"}
     config, data, model, trainer = setup("SASRecLISA", "ml-1m", config_dict=settings)
     trainer.fit(data[0], data[1], saved=True)
     model.eval()
@@ -234,6 +235,35 @@ def test_online_step_equals_recomputation(lisa):
         torch.testing.assert_close(model.state_output(state), full, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(values, expected[0], rtol=1e-5, atol=1e-5)
     assert state.histogram.shape == (model.encoder.attention[0].n_codebooks, model.seq_quantizer.n_codewords)
+
+
+def test_fixed_codes_are_assigned_before_training_and_kept(lisa):
+    """svd / random item codes: the buffer equals the assignment from the training data
+    after fit (never trained), and a training-mode item vector is the sum of its codewords,
+    as at evaluation; learned codes come from the item vectors instead."""
+    from recbole_pq.layers.item_codes import codes_for_dataset
+
+    config, (train, _, _), model, _ = lisa
+    if model.variant == "soft":
+        pytest.skip("soft has no item codebooks")
+    items = model.items
+    if config["lisa_codes"] == "learned":
+        assert items.learned and not hasattr(items, "fixed_codes")
+        return
+    expected = codes_for_dataset(config["lisa_codes"], config["lisa_B"], config["lisa_W"], config, train._dataset)
+    assert not items.learned and not hasattr(items, "vectors") and "items.fixed_codes" in model.state_dict()
+    assert torch.equal(items.codes, torch.as_tensor(expected).to(items.codes.dtype))
+    ids = torch.arange(1, 20)
+    model.train()
+    try:
+        with torch.no_grad():
+            training = items(ids)
+    finally:
+        model.eval()
+    books = items.quantizer.codebooks
+    by_hand = sum(books[b, items.codes[ids, b].long()] for b in range(items.m))
+    torch.testing.assert_close(training, by_hand)
+    torch.testing.assert_close(items(ids), by_hand)
 
 
 def test_positions_beyond_the_table_are_clamped(lisa):
@@ -269,11 +299,20 @@ def test_caches_never_pickled(lisa):
     assert all(len(getattr(m, "_cache", ())) == 0 for m in clone.modules())
 
 
-def test_evaluator_metrics_equal_stock_path(lisa):
-    from recbole.trainer import Trainer
-
-    _, (_, _, test), _, trainer = lisa
-    assert trainer.evaluate(test, load_best_model=False) == Trainer.evaluate(trainer, test, load_best_model=False)
+def test_evaluator_topk_equals_stock_scores_lower_id_first(lisa):
+    """The top-k evaluator ranks what full_sort_predict scores, ties lower id first.  (Fixed
+    codes tie: on this 60-user slice items unseen in training share svd codes, so the
+    stock path's torch.topk, whose tie order is arbitrary, is not the reference.)"""
+    config, (_, _, test), model, trainer = lisa
+    k = trainer.max_k
+    for interaction, _, _, _ in test:
+        with torch.no_grad():
+            scores = model.full_sort_predict(interaction).view(interaction.length, -1)
+            values, ids = model.full_sort_topk(interaction, k)
+        scores[:, 0] = -torch.inf  # padding
+        expected = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(ids, expected)
+        torch.testing.assert_close(values, scores.gather(1, expected))
 
 
 @pytest.mark.parametrize("variant", ["base", "soft", "mini"])
@@ -290,6 +329,7 @@ def test_variants_run_with_uni100_protocol(ml1m_slice, fast_settings, variant):
     ({"lisa_W": 65536, "lisa_B": 64}, r"LISA histograms need about .* GiB .*B=64 x W=65536"),
     ({"lisa_variant": "soft", "scorer": "pqtopk"}, "needs compressed items, but lisa_variant=soft scores full item embeddings"),
     ({"lisa_decay": -1.0}, "lisa_decay=-1.0"),
+    ({"lisa_codes": "kmeans"}, r"lisa_codes='kmeans' is not supported; use one of \['learned', 'svd', 'random'\]"),
     ({"lisa_W": 1}, "lisa_B/lisa_W=8/1"),
 ])
 def test_bad_lisa_config(ml1m_slice, fast_settings, overrides, match):

@@ -52,6 +52,21 @@ def test_loaded_model_gives_the_evaluators_topk(served):
         assert row["scores"] == sorted(row["scores"], reverse=True)
 
 
+@pytest.mark.parametrize("lisa_codes", ["learned", None])
+def test_lisa_with_learned_codes_serves_old_checkpoints_too(ml1m_slice, fast, tmp_path_factory, lisa_codes):
+    """Learned LISA codes are derived from the weights; a checkpoint written before
+    ``lisa_codes`` existed (None: no such key) learned them too and must still load."""
+    from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
+
+    data, model, checkpoint = train("SASRecLISA", ml1m_slice, fast, tmp_path_factory, lisa_codes="learned")
+    state = load_checkpoint(checkpoint)
+    state["config"]["lisa_codes"] = lisa_codes
+    save_checkpoint(state, checkpoint)
+    histories, expected = evaluator_view(data, model)
+    got = Recommender.load(checkpoint).recommend(histories, k=10, exclude_seen=False)
+    assert [r["items"] for r in got] == expected
+
+
 def test_exclude_seen_drops_history_items(served):
     data, model, checkpoint = served
     histories, _ = evaluator_view(data, model)

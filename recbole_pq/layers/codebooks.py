@@ -95,25 +95,43 @@ codeword_lookup = StraightThroughLookup.apply
 
 
 class QuantizedItemTable(nn.Module):
-    """Items as learned vectors E (N, D) quantised by a CodebookQuantizer.
+    """Items as sums of B codewords, one per codebook of a CodebookQuantizer.
 
-    Training: an item's vector is its straight-through composed codewords (gradients
-    reach E, the codebooks and the bilinear maps).  Evaluation: items are stored as
-    hard ``codes`` (N, B) + codebooks only, so the scorers see the same interface as
-    ItemCodeEmbedding and PQTopK costs B lookups and adds per item.  The eval-time
-    codes are derived data, cached and recomputed whenever a weight changed.
+    Learned codes (``fixed_codes=None``): each item has a learned vector E (N, D) whose
+    hard codes the quantizer picks; in training an item's vector is its straight-through
+    composed codewords (gradients reach E, the codebooks and the bilinear maps).
+    Fixed codes (an (N, B) array assigned before training, e.g. by ``codes.svd_codes``):
+    a buffer, never trained, so only the codewords learn; there is no E and the
+    quantizer's bilinear maps are unused (frozen).
+
+    Evaluation: items are stored as hard ``codes`` (N, B) + codebooks only, so the
+    scorers see the same interface as ItemCodeEmbedding and PQTopK costs B lookups and
+    adds per item.  Learned eval-time codes are derived data, cached and recomputed
+    whenever a weight changed.
     """
 
-    def __init__(self, n_items: int, quantizer: CodebookQuantizer, init_std: float = 0.02):
+    def __init__(self, n_items: int, quantizer: CodebookQuantizer, init_std: float = 0.02, fixed_codes=None):
         super().__init__()
         self.n_items, self.quantizer = n_items, quantizer
         self.dim, self.m, self.b = quantizer.dim, quantizer.n_codebooks, quantizer.n_codewords
-        self.vectors = nn.Parameter(torch.randn(n_items, quantizer.dim) * init_std)
+        self.learned = fixed_codes is None
+        if self.learned:
+            self.vectors = nn.Parameter(torch.randn(n_items, quantizer.dim) * init_std)
+        else:
+            fixed = torch.as_tensor(fixed_codes)
+            if fixed.shape != (n_items, self.m) or int(fixed.min()) < 0 or int(fixed.max()) >= self.b:
+                raise ValueError(f"fixed codes must be ({n_items}, {self.m}) in [0, {self.b}), got shape "
+                                 f"{tuple(fixed.shape)} in [{int(fixed.min())}, {int(fixed.max())}]")
+            self.register_buffer("fixed_codes", fixed.to(torch.uint8 if self.b <= 256 else torch.int32))
+            quantizer.bilinear.requires_grad_(False)
         self._cache = DerivedCache()
 
     @property
     def codes(self) -> torch.Tensor:
         """(N, B) hard codes of every item under the current weights."""
+        if not self.learned:
+            return self.fixed_codes
+
         def compute():
             with torch.no_grad():
                 _, codes, _ = self.quantizer.assign(self.vectors.detach(), with_assignments=False)
@@ -123,13 +141,13 @@ class QuantizedItemTable(nn.Module):
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) ids -> (..., D) composed codewords (straight-through in training)."""
-        if self.training:
+        if self.training and self.learned:
             return self.quantizer.assign(self.vectors[item_ids], with_assignments=False)[2]
         codes = self.codes[item_ids].long()
         return self.quantizer.codebooks[torch.arange(self.m, device=codes.device), codes].sum(-2)
 
     def reconstruct(self) -> torch.Tensor:
-        return self(torch.arange(self.n_items, device=self.vectors.device))
+        return self(torch.arange(self.n_items, device=self.quantizer.codebooks.device))
 
     def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
         """(Q, D) -> (Q, B, W): query . codeword for every codebook and codeword."""

@@ -91,19 +91,22 @@ def check_pq_config(config, n_items: int | None = None) -> None:
                           f"use one of {list(CODE_ASSIGNMENTS)}.")
 
 
-def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
-    """Read ``pq_m``, ``pq_b``, ``code_assignment`` and assign the codes from the
-    dataset's training interactions (padding id 0 and unseen items get codes too)."""
+def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarray:
+    """(n_items, m) codes in [0, b) by ``method`` (``codes.CODE_ASSIGNMENTS``), svd from
+    the dataset's training interactions; padding id 0 and unseen items get codes too."""
     from recbole_pq.codes import assign_codes
     from recbole_pq.data import training_user_item
 
-    dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
-    method = config["code_assignment"]
-    n_items = dataset.num(config["ITEM_ID_FIELD"])  # includes the padding id 0
-    check_pq_config(config, n_items)
     user_ids = item_ids = None
     if method == "svd":
         user_ids, item_ids = training_user_item(dataset, config)
-    codes = assign_codes(method, n_items, m, b, seed=config["seed"], user_ids=user_ids,
-                         item_ids=item_ids, n_users=dataset.num(config["USER_ID_FIELD"]))
-    return ItemCodeEmbedding(codes, b, dim, init_std=config["initializer_range"])
+    return assign_codes(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
+                        user_ids=user_ids, item_ids=item_ids, n_users=dataset.num(config["USER_ID_FIELD"]))
+
+
+def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
+    """Read ``pq_m``, ``pq_b``, ``code_assignment`` and assign the codes."""
+    n_items = dataset.num(config["ITEM_ID_FIELD"])  # includes the padding id 0
+    check_pq_config(config, n_items)
+    codes = codes_for_dataset(config["code_assignment"], config["pq_m"], config["pq_b"], config, dataset)
+    return ItemCodeEmbedding(codes, config["pq_b"], config["hidden_size"], init_std=config["initializer_range"])

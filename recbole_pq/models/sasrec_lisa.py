@@ -3,6 +3,13 @@
 - ``base``: one item codebook set (lisa_B x lisa_W); the attention histograms and the
   item vectors (input and target) are its hard codes, so served items are codes +
   codebooks and full-sort scoring is PQTopK over composed codewords.
+- ``lisa_codes`` (base, mini): how items get their item-codebook codes.  ``learned``
+  (the paper's, LightRec-style): picked from a learned item vector by a bilinear
+  similarity, straight-through in training.  ``svd`` / ``random``: assigned once before
+  training, as RecJPQ's sub-item ids (``recbole_pq.codes``), and kept; only the
+  codewords learn.  Learned codes churn: on ml-100k about 97% of the items changed
+  codes in every epoch and a few codewords took most items, so the codeword vectors
+  chase moving targets; fixed codes train several times faster per epoch in quality.
 - ``soft``: a small sequence codebook (lisa_seq_B x lisa_seq_W) whose softmax
   assignments form the histograms; items keep full embeddings (scored densely) and a
   reconstruction loss (weight ``lisa_recon_weight``) pulls them toward their codes.
@@ -23,14 +30,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from recbole_pq.codes import CODE_ASSIGNMENTS
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable
 from recbole_pq.layers.dense_items import DenseItemEmbedding
+from recbole_pq.layers.item_codes import codes_for_dataset
 from recbole_pq.layers.lisa import LISAEncoder, codeword_histogram
 from recbole_pq.models.base import PQSequentialRecommender
 from recbole_pq.registry import register
 
 LISA_VARIANTS = ("base", "soft", "mini")
+LISA_CODES = ("learned",) + CODE_ASSIGNMENTS
 # float32 tensors of (batch x L x B x W) alive at once in a training step (histograms,
 # logits, weights, their gradients) and in an evaluation step (no gradients): used to
 # refuse configurations that cannot fit.
@@ -62,6 +72,8 @@ class SASRecLISA(PQSequentialRecommender):
         variant = config["lisa_variant"]
         if variant not in LISA_VARIANTS:
             raise ConfigError(f"lisa_variant='{variant}' is not supported; use one of {list(LISA_VARIANTS)}.")
+        if config["lisa_codes"] not in LISA_CODES:
+            raise ConfigError(f"lisa_codes='{config['lisa_codes']}' is not supported; use one of {list(LISA_CODES)}.")
         if float(config["lisa_decay"]) < 0:
             raise ConfigError(f"lisa_decay={config['lisa_decay']} must be >= 0 (0 = no decay, the paper).")
         if variant == "soft":
@@ -93,7 +105,9 @@ class SASRecLISA(PQSequentialRecommender):
             self.seq_quantizer = CodebookQuantizer(*seq_books, dim, tau, std)
             self.items = DenseItemEmbedding(self.n_items, dim, std)
         else:
-            self.items = QuantizedItemTable(self.n_items, CodebookQuantizer(*item_books, dim, tau, std), std)
+            method = config["lisa_codes"]
+            fixed = None if method == "learned" else codes_for_dataset(method, *item_books, config, dataset)
+            self.items = QuantizedItemTable(self.n_items, CodebookQuantizer(*item_books, dim, tau, std), std, fixed)
             self.seq_quantizer = self.items.quantizer if self.variant == "base" else \
                 CodebookQuantizer(*seq_books, dim, tau, std)
         self.encoder = LISAEncoder(config, n_codebooks=seq_books[0])
@@ -109,14 +123,13 @@ class SASRecLISA(PQSequentialRecommender):
             assignments = self.seq_quantizer.assign(vectors, soft=True)[0]
             inputs, codes = vectors, None
         elif self.variant == "base":
-            if self.training:
+            if self.training and self.items.learned:
                 assignments, codes, inputs = self.seq_quantizer.assign(self.items.vectors[item_seq])
             else:
-                codes = self.items.codes[item_seq].long()
-                assignments, inputs = nn.functional.one_hot(codes, self.items.b).to(self.items.vectors.dtype), \
-                    self.items(item_seq)
-        else:  # mini
-            vectors = self.items.vectors[item_seq]
+                inputs, codes = self.items(item_seq), self.items.codes[item_seq].long()
+                assignments = nn.functional.one_hot(codes, self.items.b).to(inputs.dtype)
+        else:  # mini: the sequence codebook quantises the item's vector (learned E, or its codewords)
+            vectors = self.items.vectors[item_seq] if self.items.learned else self.items(item_seq)
             assignments, codes, _ = self.seq_quantizer.assign(vectors)
             inputs = self.items(item_seq)
         return inputs, assignments * (item_seq != 0).unsqueeze(-1).unsqueeze(-1).to(assignments.dtype), codes
