@@ -3,18 +3,18 @@
 - ``base``: one item codebook set (lisa_B x lisa_W); the attention histograms and the
   item vectors (input and target) are its hard codes, so served items are codes +
   codebooks and full-sort scoring is PQTopK over composed codewords.
-- ``lisa_codes`` (base, mini): how items get their item-codebook codes.  ``learned``
-  (the paper's, LightRec-style): picked from a learned item vector by a bilinear
-  similarity, straight-through in training.  ``svd`` / ``random``: assigned once before
-  training, as RecJPQ's sub-item ids (``recbole_pq.codes``), and kept; only the
-  codewords learn.  Learned codes churn: on ml-100k about 97% of the items changed
-  codes in every epoch and a few codewords took most items, so the codeword vectors
-  chase moving targets; fixed codes train several times faster per epoch in quality.
 - ``soft``: a small sequence codebook (lisa_seq_B x lisa_seq_W) whose softmax
   assignments form the histograms; items keep full embeddings (scored densely) and a
   reconstruction loss (weight ``lisa_recon_weight``) pulls them toward their codes.
 - ``mini``: a small hard sequence codebook for the histograms plus a separate large
   item codebook (lisa_B x lisa_W) for input and target items: compressed like base.
+- ``lisa_codes`` (base, mini): how items get their item-codebook codes.  ``learned``
+  (the paper's, LightRec-style): picked from a learned item vector by a bilinear
+  similarity, straight-through in training.  ``svd`` / ``random``: assigned once before
+  training, as RecJPQ's sub-item ids (``recbole_pq.codes``), and kept; only the
+  codewords learn.  Learned codes churn (on ml-100k about 97% of the items changed
+  codes in every epoch, and one codeword took most items), so the codewords chase
+  moving targets; fixed codes learn much faster (docs/benchmarks/quality_notes.md).
 
 Online use: ``init_state(history)`` and ``step(state, item)`` keep a (B, W) histogram
 per user and answer in time independent of the history's length.  Positions beyond
