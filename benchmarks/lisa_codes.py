@@ -36,11 +36,14 @@ def train(dataset: str, lisa_codes: str, epochs: int, variant: str, max_seq_leng
     from recbole_pq.pipeline import setup
 
     settings = {"lisa_variant": variant, "lisa_codes": lisa_codes, "epochs": epochs, "state": "WARNING",
-                "show_progress": False, "checkpoint_dir": tempfile.mkdtemp()}
+                "show_progress": False}
     if max_seq_length:
         settings["MAX_ITEM_LIST_LENGTH"] = max_seq_length
-    _, (train_data, valid_data, _), model, trainer = setup(
-        "SASRecLISA", dataset, [str(ROOT / "properties" / "protocol" / "uni100.yaml")], settings)
+    # The epoch loop saves nothing, but RecBole's trainer creates its checkpoint folder.
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        _, (train_data, valid_data, _), model, trainer = setup(
+            "SASRecLISA", dataset, [str(ROOT / "properties" / "protocol" / "uni100.yaml")],
+            {**settings, "checkpoint_dir": checkpoint_dir})
     rows, previous = [], None
     for epoch in range(epochs):
         start = time.perf_counter()
