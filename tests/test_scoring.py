@@ -171,6 +171,48 @@ def test_prune_scores_few_items_on_skewed_tables_and_backs_off_on_flat_ones():
         assert scorer._skip == 0
 
 
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+def test_prune_looks_past_a_flat_step():
+    """Split 0's bound falls a little, then a lot; split 1's falls steadily, each step a bit
+    more than split 0's first.  Taking the largest next drop walks split 1 (five lists, 40
+    scorings); the steepest drop over a few lists takes split 0's first two (16)."""
+    b = 8
+    codes = np.array([(i // b, i % b) for i in range(b * b)], dtype=np.uint8)
+    split0 = np.array([10, 9.95] + [-10] * 6, dtype=np.float32)
+    split1 = (1 - 0.1 * np.arange(b)).astype(np.float32)
+    sub_scores = np.stack([split0, split1])[None]
+    postings = pq_kernels.posting_lists(codes, b, 1)
+    reference = pq_kernels.fused_topk(sub_scores, codes, 8)
+    scorings = {}
+    for lookahead in (1, 32):
+        values, ids, scored = pq_kernels.pruned_topk(sub_scores, codes, 8, postings, budget_fraction=1.0,
+                                                     lookahead=lookahead)
+        np.testing.assert_array_equal(ids, reference[1])
+        np.testing.assert_array_equal(values, reference[0])
+        scorings[lookahead] = int(scored[0])
+    assert scorings == {1: 40, 32: 16}
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(100, 20000), n_parts=st.integers(1, 5), k=st.integers(1, 30), lookahead=st.sampled_from([1, 4, 32]),
+       skew=st.floats(0.5, 5.0), seed=st.integers(0, 10**6))
+def test_prune_is_exact_with_item_ranges_sharing_thresholds(n, n_parts, k, lookahead, skew, seed):
+    """Ranges stop and skip at the best k-th score any range has reached (read while the
+    others run): still the scan's top-k, equal scores lower id first."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 16, size=(n, 4)).astype(np.uint8)
+    sub_scores = rng.standard_normal((3, 4, 16)).astype(np.float32)
+    sub_scores[:, :, :2] += skew  # a few strong sub-items: pruning stops early
+    sub_scores = np.round(sub_scores, 1)  # many equal scores
+    k = min(k, n - 1)
+    postings = pq_kernels.posting_lists(codes, 16, n_parts)
+    values, ids, _ = pq_kernels.pruned_topk(sub_scores, codes, k, postings, budget_fraction=1.0, lookahead=lookahead)
+    reference = pq_kernels.fused_topk(sub_scores, codes, k)
+    np.testing.assert_array_equal(ids, reference[1])
+    np.testing.assert_array_equal(values, reference[0])
+
+
 def test_best_k_merges_candidate_lists_lower_id_first_among_equal_scores():
     # two item ranges' top-3 lists, equal scores stored out of id order inside each list
     values = np.array([[2.0, 5.0, 2.0, 5.0, 2.0, 1.0]], dtype=np.float32)
