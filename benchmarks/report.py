@@ -120,7 +120,9 @@ def prune_section(data: dict) -> list[str]:
     lines = ["## Safe dynamic pruning (scorer `prune`) vs the fused scan", "",
              "Commands: " + "; ".join(f"`{c}`" for c in commands) + f". One user at a time; median over "
              f"{records[0]['users']} users. *trained*: sub-item embeddings and user vectors of a SASRecJPQ trained on "
-             "ML-1M (the source column: a 5-epoch run of the benchmark, or a checkpoint); *random*: N(0, 1) tables "
+             "ML-1M (a 5-epoch run of the benchmark, or the checkpoint named in the command: "
+             "`python run_recbole_pq.py --model=SASRecJPQ --dataset=ml-1m --epochs=10 --pq_m=8 --pq_b=256 "
+             "--hidden_size=<d> --checkpoint_dir=saved/prune-ckpt<d>`); *random*: N(0, 1) tables "
              "and users. *uniform* codes: N synthetic items with uniform codes (the worst case for pruning); "
              "*derived*: copies of the trained model's real svd item codes with a share of splits redrawn. "
              "Budget: the share of items pruning may score before it gives up and scans. fused ÷ prune: the "
