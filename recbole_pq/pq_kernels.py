@@ -451,15 +451,14 @@ if numba is not None:
         flat_table = table.reshape(-1)
         pointer = np.zeros(m, dtype=np.int64)
         sizes = np.empty((m, b), dtype=np.int64)
-        bounds = np.empty((m, b + 1), dtype=np.float32)  # + 1: -inf past the last list
+        bounds = np.empty((m, b), dtype=np.float32)
         for s in range(m):
             for c in range(b):
                 sizes[s, c] = offsets[s, order[s, c] + 1] - offsets[s, order[s, c]]
                 bounds[s, c] = table[s, order[s, c]]
-            bounds[s, b] = -np.inf
         slopes = np.empty(m, dtype=np.float32)
         for s in range(m):
-            slopes[s] = _steepest_slope(bounds[s, :b], sizes[s], 0, lookahead)
+            slopes[s] = _steepest_slope(bounds[s], sizes[s], 0, lookahead)
         threshold = np.float32(-np.inf)
         slot = 0
         n_scored = 0
@@ -519,7 +518,7 @@ if numba is not None:
             pointer[s] += 1
             if pointer[s] == b:  # every item has this split's code among the processed ones
                 return n_scored
-            slopes[s] = _steepest_slope(bounds[s, :b], sizes[s], pointer[s], lookahead)
+            slopes[s] = _steepest_slope(bounds[s], sizes[s], pointer[s], lookahead)
 
     @njit(parallel=True, cache=True, nogil=True)
     def _prune_users(sub_scores, order, items, item_codes, item_codes_packed, offsets, k, skip_padding,
