@@ -67,7 +67,12 @@ class Scorer:
     def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int):
         """(values, ids), both (B, k), best first (ties: lower id first), padding excluded."""
         check_k(k, items.n_items)
-        return ties_by_id(*self._topk(query, items, k))
+        values, ids = self._topk(query, items, k)
+        return (values, ids) if self._ordered(query) else ties_by_id(values, ids)
+
+    def _ordered(self, query) -> bool:
+        """Whether ``_topk``'s rows are already best first, equal scores lower id first."""
+        return False
 
     def _topk(self, query, items, k):
         return _topk_without_padding(self.scores(query, items), k)
@@ -127,6 +132,9 @@ class PQTopKScorer(Scorer):
         return torch.cat(
             [pq_chunk_scores(sub_scores, items.codes[s:s + self.chunk_size])
              for s in range(0, items.n_items, self.chunk_size)], dim=1)
+
+    def _ordered(self, query) -> bool:
+        return self._use_fused(query)  # the numba kernels end in pq_kernels.best_k
 
     def _topk(self, query, items, k):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
@@ -193,16 +201,18 @@ class PruneScorer(PQTopKScorer):
         self.last_scored = None  # per user in the last call: items scored, -1 gave up, -2 skipped
 
     def postings(self, items):
+        """(codes as numpy, posting lists) of ``items``, built once per code table."""
         # one item range per thread, so that a single user's pruning runs in parallel too
-        parts = max(1, min(pq_kernels.numba.get_num_threads(), items.codes.shape[0] // pq_kernels.BLOCK))
-        return self._postings.get(f"lists/{parts}", (items.codes,),
-                                  lambda: pq_kernels.posting_lists(items.codes.numpy(), items.b, parts))
+        codes = items.codes
+        parts = max(1, min(pq_kernels.numba.get_num_threads(), codes.shape[0] // pq_kernels.BLOCK))
+        return self._postings.get(parts, (codes,), lambda: (
+            codes.numpy(), pq_kernels.posting_lists(codes.numpy(), items.b, parts)))
 
     def _topk(self, query, items, k):
         if query.device.type != "cpu":
             return super()._topk(query, items, k)
         sub_scores = items.sub_item_scores(query).detach().numpy()
-        codes = items.codes.numpy()
+        codes, postings = self.postings(items)
         n_skipped = min(self._skip_left, len(sub_scores))
         self._skip_left -= n_skipped
         values = np.empty((len(sub_scores), k), dtype=np.float32)
@@ -212,7 +222,7 @@ class PruneScorer(PQTopKScorer):
             values[:n_skipped], ids[:n_skipped] = pq_kernels.fused_topk(sub_scores[:n_skipped], codes, k)
         if n_skipped < len(sub_scores):
             values[n_skipped:], ids[n_skipped:], scored[n_skipped:] = pq_kernels.pruned_topk(
-                sub_scores[n_skipped:], codes, k, self.postings(items), budget_fraction=self.budget)
+                sub_scores[n_skipped:], codes, k, postings, budget_fraction=self.budget)
             if (scored[n_skipped:] < 0).any():
                 self._skip = min(self.MAX_SKIP, max(1, 2 * self._skip))
                 self._skip_left = self._skip

@@ -48,7 +48,9 @@ class ItemCodeEmbedding(nn.Module):
     def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
         """(B, d) queries -> (B, m, b): dot product of each query part with each sub-item embedding."""
         parts = query.reshape(query.shape[0], self.m, self.sub_dim)
-        return torch.einsum("bsk,sck->bsc", parts, self.sub_item_embeddings)
+        # the bmm einsum("bsk,sck->bsc") dispatches to, without its parsing: same values,
+        # half the time for one user (~12 vs ~27 us, which scorer prune's 0.2 ms calls feel)
+        return torch.bmm(parts.transpose(0, 1), self.sub_item_embeddings.transpose(1, 2)).transpose(0, 1)
 
     def reconstruct(self) -> torch.Tensor:
         """The full (N, d) item matrix (for the dense scorer and the CE loss).
