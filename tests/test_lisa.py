@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 import recbole_pq
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.codebooks import CodebookQuantizer, codeword_lookup
-from recbole_pq.layers.lisa import CodewordHistogramAttention, LISAEncoder, codeword_histogram, histogram_softmax
+from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable, codeword_lookup
+from recbole_pq.layers.lisa import (CodewordHistogramAttention, LISAEncoder, attention_context, codeword_histogram,
+                                   histogram_softmax)
 from recbole_pq.pipeline import setup
 
 
@@ -71,6 +72,71 @@ def test_linear_path_equals_quadratic_reference(L, B, W, D, causal, soft, seed):
     if not soft:
         torch.testing.assert_close(linear[mask], quadratic_hard(assignments, codebooks, attention, visible)[mask],
                                    rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(L=st.integers(1, 10), B=st.integers(1, 3), W=st.integers(11, 14), D=st.sampled_from([2, 4]),
+       causal=st.booleans(), decay=st.sampled_from([0.0, 0.3, 2.0]), seed=st.integers(0, 10**6))
+def test_pairwise_path_equals_histogram_path(L, B, W, D, causal, decay, seed):
+    """Fixed hard codes with L < W: attention_context takes the pairwise path, whose outputs
+    at item positions and gradients (codebooks, Q/K/V maps) equal the histogram path's."""
+    torch.manual_seed(seed)
+    N, gamma = 3, math.exp(-decay)
+    attention = CodewordHistogramAttention(B, D).double()
+    codebooks = torch.randn(B, W, D, dtype=torch.float64, requires_grad=True)
+    codes = torch.randint(0, W, (N, L, B))
+    lengths = torch.randint(1, L + 1, (N,))
+    real = (torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)).double()
+    assignments = F.one_hot(codes, W).double() * real[..., None, None]
+    upstream = torch.randn(N, L, D, dtype=torch.float64) * real[..., None]
+    histograms, pair_log_weights = attention_context(assignments, codes, causal=causal, gamma=gamma)
+    assert histograms is None and pair_log_weights.shape == (N, L, L)
+    linear_histograms = codeword_histogram(assignments, causal=causal, gamma=gamma)
+
+    def run(histograms, pair):
+        for t in (codebooks, attention.query, attention.key, attention.value):
+            t.grad = None
+        out = attention(assignments, histograms, codebooks, codes, pair_log_weights=pair)
+        assert torch.isfinite(out).all()  # padding rows too: they reach later layers
+        (out * upstream).sum().backward()
+        return [out.detach()[real.bool()]] + [t.grad.clone() for t in
+                                              (codebooks, attention.query, attention.key, attention.value)]
+
+    for got, expected in zip(run(None, pair_log_weights), run(linear_histograms, None)):
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_attention_context_keeps_the_histogram_path_where_it_must():
+    codes = torch.randint(0, 8, (2, 5, 3))
+    hard = F.one_hot(codes, 8).float()
+    assert attention_context(hard, codes)[0] is None  # fixed hard codes, L < W: pairwise
+    assert attention_context(hard, None)[1] is None  # soft assignments: no codes
+    assert attention_context(hard.requires_grad_(), codes)[1] is None  # gradient to the assignments
+    long_codes = torch.randint(0, 4, (2, 5, 3))
+    assert attention_context(F.one_hot(long_codes, 4).float(), long_codes)[1] is None  # L >= W
+
+
+@settings(max_examples=15, deadline=None)
+@given(B=st.integers(1, 4), W=st.integers(2, 9), shape=st.sampled_from([(0,), (5,), (3, 4)]), seed=st.integers(0, 10**6))
+def test_fixed_code_items_are_sums_of_their_codewords(B, W, shape, seed):
+    """Values and codebook gradients equal the plain sum over codebooks of the chosen rows."""
+    torch.manual_seed(seed)
+    n_items, D = 11, 3
+    codes = torch.randint(0, W, (n_items, B))
+    table = QuantizedItemTable(n_items, CodebookQuantizer(B, W, D), fixed_codes=codes).double()
+    ids = torch.randint(0, n_items, shape)
+    upstream = torch.randn(*shape, D, dtype=torch.float64)
+    books = table.quantizer.codebooks
+
+    def run(fn):
+        books.grad = None
+        out = fn()
+        (out * upstream).sum().backward()
+        return out.detach(), books.grad.clone()
+
+    expected = run(lambda: books[torch.arange(B), codes[ids]].sum(-2))
+    for got, want in zip(run(lambda: table(ids)), expected):
+        torch.testing.assert_close(got, want)
 
 
 def test_decayed_histogram_equals_direct_sum():

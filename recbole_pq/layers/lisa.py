@@ -14,6 +14,12 @@ where F_{i,b} is the codeword histogram of the visible positions: a causal prefi
 O(L B W D) instead of O(L^2 D), and a user's state for online serving is the
 (B, W) histogram.  The softmax is taken over (T_row + log F), never as a raw exp of
 unbounded values, so it stays finite for any length and logit size.
+
+With hard codes that are fixed (no gradient reaches the assignments) the same weights
+can be taken pairwise: position i gives visible position j the logit
+T_b[c_ib, c_jb] + log(weight of j in F_i), and sums V_b[c_jb].  That costs O(L^2 B D)
+instead of O(L B W D), so it is the cheaper exact path when L < W (short sequences,
+e.g. Amazon's, with W = 256 codewords); ``attention_context`` picks the path.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from recbole_pq.layers.derived_cache import DerivedCache
 from recbole_pq.layers.fast_blocks import speed_up_blocks
 
 DECAY_CHUNK = 64  # positions per block of the causal prefix scan (one (c, c) product each)
+# log-weight of a position another one cannot see: exp of it is 0 next to any real logit,
+# and, finite, it keeps a row that sees nothing (a padding-only row) from turning NaN
+INVISIBLE = -1e30
 
 
 def codeword_histogram(assignments: torch.Tensor, causal: bool = True, gamma: float = 1.0) -> torch.Tensor:
@@ -63,10 +72,39 @@ def histogram_softmax(row_logits: torch.Tensor, histogram: torch.Tensor) -> torc
     present = histogram > 0
     logits = (row_logits + torch.log(histogram.clamp_min(torch.finfo(histogram.dtype).tiny)))
     logits = logits.masked_fill(~present, float("-inf"))
-    top = logits.amax(dim=-1, keepdim=True)
+    top = logits.detach().amax(dim=-1, keepdim=True)  # a shift: no gradient through it
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     weights = torch.exp(logits - top)
     return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
+
+
+def pair_log_weights(present: torch.Tensor, causal: bool = True, gamma: float = 1.0,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N, L) bool item positions -> (N, L, L) log of the weight position j has in
+    position i's histogram: (i - j) log gamma for visible j, INVISIBLE for the rest
+    (padding, and j > i when causal).  Bidirectional histograms carry no decay."""
+    n, length = present.shape
+    steps = torch.arange(length, device=present.device)
+    lag = (steps.unsqueeze(1) - steps.unsqueeze(0)).to(dtype)
+    visible = present.unsqueeze(1).expand(n, length, length)
+    log_weight = torch.zeros_like(lag)
+    if causal:
+        visible = visible & (lag >= 0)
+        if gamma != 1.0:
+            log_weight = lag.clamp(min=0) * math.log(gamma)
+    return log_weight.expand(n, length, length).masked_fill(~visible, INVISIBLE)
+
+
+def attention_context(assignments, codes, causal: bool = True, gamma: float = 1.0):
+    """What each position attends over, by the cheaper exact path:
+    ``(histograms (N, L, B, W), None)`` for the linear path, or ``(None, pair log-weights
+    (N, L, L))`` for the pairwise one, taken when the codes are hard, no gradient reaches
+    the assignments (codes fixed before training, or evaluation) and L < W."""
+    length, n_codewords = assignments.shape[1], assignments.shape[-1]
+    if codes is not None and not assignments.requires_grad and length < n_codewords:
+        present = assignments.sum(dim=(-2, -1)) > 0.5  # padding assignments are all zero
+        return None, pair_log_weights(present, causal, gamma, assignments.dtype)
+    return codeword_histogram(assignments, causal=causal, gamma=gamma), None
 
 
 def item_positions(assignments: torch.Tensor) -> torch.Tensor:
@@ -107,13 +145,19 @@ class CodewordHistogramAttention(nn.Module):
         v = torch.einsum("bwd,bde->bwe", codebooks, self.value)
         return q @ k.transpose(1, 2) / math.sqrt(self.dim), v
 
-    def forward(self, assignments, histograms, codebooks, codes=None, present=None):
+    def forward(self, assignments, histograms, codebooks, codes=None, present=None, pair_log_weights=None):
         """``codes`` (N, L, B): the hard codes when ``assignments`` are one-hot in value
         (hard, or straight-through): a_{i,b} T_b is then a row of T_b, gathered instead of
         multiplied (same values and gradients, a third of the work).  ``present``
         (N, L, B, 1): 1 where a position holds an item (``item_positions``); derived from
-        the assignments when not given (an encoder passes it once for all its layers)."""
+        the assignments when not given (an encoder passes it once for all its layers).
+        ``histograms=None`` takes the pairwise path over ``pair_log_weights`` (N, L, L)
+        and ``codes`` (see ``attention_context``)."""
         scores, values = self.tables(codebooks)
+        if histograms is None:
+            if present is None:
+                present = item_positions(assignments)
+            return self._pairwise(scores, values, codes, present[:, :, 0, 0], pair_log_weights)
         if codes is None:
             rows = torch.einsum("nlbw,bwv->nlbv", assignments, scores)  # a_{i,b} T_b
         else:  # padding positions have all-zero assignments: their rows stay zero
@@ -122,6 +166,20 @@ class CodewordHistogramAttention(nn.Module):
             rows = codeword_lookup(assignments, codes, scores) * present.to(scores.dtype)
         weights = histogram_softmax(rows, histograms)
         return torch.einsum("nlbw,bwd->nld", weights, values)
+
+    @staticmethod
+    def _pairwise(scores, values, codes, present, pair_log_weights):
+        """(B, W, W) tables, (B, W, D) values, (N, L, B) codes, (N, L) 0/1 items,
+        (N, L, L) log-weights -> (N, L, D); the weights equal the linear path's."""
+        n_books, n_words = scores.shape[:2]
+        book_codes = codes.permute(0, 2, 1)  # (N, B, L)
+        books = torch.arange(n_books, device=codes.device).view(1, n_books, 1)
+        rows = (books * n_words + book_codes) * n_words  # start of T_b[c_ib] in the flat tables
+        pair_logits = scores.reshape(-1)[rows.unsqueeze(-1) + book_codes.unsqueeze(-2)]  # (N, B, i, j)
+        # padding queries have all-zero assignment rows in the linear path: logits 0
+        logits = pair_logits * present.to(scores.dtype)[:, None, :, None] + pair_log_weights.unsqueeze(1)
+        weights = torch.softmax(logits, dim=-1)
+        return (weights @ values[books, book_codes]).sum(dim=1)  # (N, B, L, L) x (N, B, L, D)
 
 
 class LISAEncoder(nn.Module):
@@ -153,13 +211,15 @@ class LISAEncoder(nn.Module):
     def positions(self, length: int, device) -> torch.Tensor:
         return torch.arange(length, device=device).clamp(max=self.max_len - 1)
 
-    def forward(self, item_emb, assignments, histograms, codebooks, positions=None, codes=None):
-        """(N, L, D), (N, L, B, W) x2, (B, W, D)[, (L,) positions, (N, L, B) hard codes] -> (N, L, D)."""
+    def forward(self, item_emb, assignments, histograms, codebooks, positions=None, codes=None, pair_log_weights=None):
+        """(N, L, D), (N, L, B, W) x2, (B, W, D)[, (L,) positions, (N, L, B) hard codes] -> (N, L, D).
+        ``histograms=None`` with ``pair_log_weights`` (N, L, L): the pairwise path
+        (``attention_context``)."""
         if positions is None:
             positions = self.positions(item_emb.shape[1], item_emb.device)
         hidden = self.dropout(self.LayerNorm(item_emb + self.position_embedding(positions)))
         present = None if codes is None else item_positions(assignments)
         for attention, out, norm, ffn in zip(self.attention, self.attention_out, self.attention_norm, self.feed_forward):
-            attended = self.dropout(out(attention(assignments, histograms, codebooks, codes, present)))
+            attended = self.dropout(out(attention(assignments, histograms, codebooks, codes, present, pair_log_weights)))
             hidden = ffn(norm(hidden + attended))
         return hidden

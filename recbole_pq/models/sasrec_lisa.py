@@ -35,7 +35,7 @@ from recbole_pq.errors import ConfigError
 from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable
 from recbole_pq.layers.dense_items import DenseItemEmbedding
 from recbole_pq.layers.item_codes import codes_for_dataset
-from recbole_pq.layers.lisa import LISAEncoder, codeword_histogram
+from recbole_pq.layers.lisa import LISAEncoder, attention_context, codeword_histogram
 from recbole_pq.models.base import PQSequentialRecommender
 from recbole_pq.registry import register
 
@@ -136,8 +136,9 @@ class SASRecLISA(PQSequentialRecommender):
 
     def encode(self, item_seq, item_seq_len):
         inputs, assignments, codes = self.sequence_codes(item_seq)
-        histograms = codeword_histogram(assignments, causal=self.causal, gamma=self.gamma)
-        return self.encoder(inputs, assignments, histograms, self.seq_quantizer.codebooks, codes=codes)
+        histograms, pair_log_weights = attention_context(assignments, codes, causal=self.causal, gamma=self.gamma)
+        return self.encoder(inputs, assignments, histograms, self.seq_quantizer.codebooks, codes=codes,
+                            pair_log_weights=pair_log_weights)
 
     def calculate_loss(self, interaction):
         loss = super().calculate_loss(interaction)
