@@ -254,6 +254,33 @@ def training_step_section(data: dict) -> list[str]:
     return lines
 
 
+def lisa_paths_section(data: dict) -> list[str]:
+    rows = data["records"]
+    layer = [r for r in rows if r["kind"] == "layer"]
+    model = [r for r in rows if r["kind"] == "model"]
+    first = layer[0]
+    lines = ["## Training: LISA's histogram and pairwise paths", "",
+             f"Command: `{data['command']}` ({data['machine']}). With codes fixed before training, LISA-Base's "
+             "attention is exact either over (N, L, B, W) codeword histograms, O(L B W D), or pairwise over the "
+             "visible positions, O(L² B D); the layer takes the pairwise path when L < W "
+             "(`recbole_pq.layers.lisa.attention_context`). Both paths timed alternately on the same inputs. "
+             f"Layer: one attention forward + backward, B × W = {first['B']} × {first['W']}, D = {first['dim']}, "
+             f"{first['length'] * first['batch']:,} positions per batch.", "",
+             "| L | histogram ms | pairwise ms | histogram / pairwise |", "|---|---|---|---|"]
+    for length in dict.fromkeys(r["length"] for r in layer):
+        ms = {r["path"]: r["median_ms"] for r in layer if r["length"] == length}
+        lines.append(f"| {length} | {ms['histogram']:.0f} | {ms['pairwise']:.0f} | "
+                     f"{ms['histogram'] / ms['pairwise']:.2f}× |")
+    if model:
+        ms = {r["path"]: r["median_ms"] for r in model}
+        m = model[0]
+        lines += ["", f"Whole training step (forward, loss, backward, Adam) of SASRecLISA-base on {m['dataset']}, "
+                  f"L = {m['length']}, {m['batch']} users per batch, B × W = {m['B']} × {m['W']}, "
+                  f"{m['n_items'] - 1:,} items: histogram {ms['histogram']:.0f} ms, pairwise {ms['pairwise']:.0f} ms "
+                  f"({ms['histogram'] / ms['pairwise']:.2f}×)."]
+    return lines
+
+
 def attention_section(data: dict) -> list[str]:
     records = data["records"]
     lines = ["## LISA attention vs vanilla causal attention", "",
@@ -350,7 +377,8 @@ def main() -> int:
                           ("attention.json", attention_section),
                           ("sharded.json", sharded_section),
                           ("train_modes.json", train_modes_section),
-                          ("training_step.json", training_step_section)):
+                          ("training_step.json", training_step_section),
+                          ("lisa_paths.json", lisa_paths_section)):
         path = BENCH / name
         if path.is_file():
             parts += section(json.loads(path.read_text())) + [""]

@@ -1,11 +1,12 @@
-"""benchmarks/report.py pairs each prune record with the fused record it was measured against."""
+"""benchmarks/report.py: prune records paired with the fused records they were measured against; the
+LISA paths table."""
 
 import sys
 
 import recbole_pq.data
 
 sys.path.insert(0, str(recbole_pq.data.PROJECT_ROOT))
-from benchmarks.report import prune_pairs  # noqa: E402
+from benchmarks.report import lisa_paths_section, prune_pairs  # noqa: E402
 
 
 def _record(method, tables, dim, ms, **extra):
@@ -24,3 +25,14 @@ def test_prune_pairs_match_tables_and_dim_and_prefer_the_per_user_ratio():
     ]
     pairs = {(p["tables"], p["dim"]): (f["ms_per_user"], ratio) for p, f, ratio in prune_pairs(records)}
     assert pairs == {("trained", 64): (2.0, 2.0), ("trained", 128): (3.0, 1.5)}
+
+
+def test_lisa_paths_table_gives_each_length_its_ratio():
+    layer = [{"kind": "layer", "path": path, "length": length, "batch": 6400 // length, "B": 16, "W": 256, "dim": 64,
+              "median_ms": ms} for length, path, ms in ((50, "histogram", 900.0), (50, "pairwise", 300.0),
+                                                      (400, "histogram", 1000.0), (400, "pairwise", 2000.0))]
+    model = [{"kind": "model", "path": path, "dataset": "video-games", "length": 50, "batch": 128, "B": 16, "W": 256,
+              "dim": 64, "n_items": 101, "median_ms": ms} for path, ms in (("histogram", 1200.0), ("pairwise", 400.0))]
+    lines = lisa_paths_section({"command": "c", "machine": "m", "records": layer + model})
+    assert "| 50 | 900 | 300 | 3.00× |" in lines and "| 400 | 1000 | 2000 | 0.50× |" in lines
+    assert any("histogram 1200 ms, pairwise 400 ms (3.00×)" in line and "100 items" in line for line in lines)

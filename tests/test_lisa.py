@@ -114,6 +114,11 @@ def test_attention_context_keeps_the_histogram_path_where_it_must():
     assert attention_context(hard.requires_grad_(), codes)[1] is None  # gradient to the assignments
     long_codes = torch.randint(0, 4, (2, 5, 3))
     assert attention_context(F.one_hot(long_codes, 4).float(), long_codes)[1] is None  # L >= W
+    assert attention_context(F.one_hot(long_codes, 4).float(), long_codes, path="pairwise")[0] is None
+    with pytest.raises(ValueError, match="pairwise path needs hard codes"):
+        attention_context(hard, None, path="pairwise")
+    with pytest.raises(ValueError, match="path='fast'"):
+        attention_context(hard, codes, path="fast")
 
 
 @settings(max_examples=15, deadline=None)

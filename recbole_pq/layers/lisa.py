@@ -95,13 +95,19 @@ def pair_log_weights(present: torch.Tensor, causal: bool = True, gamma: float = 
     return log_weight.expand(n, length, length).masked_fill(~visible, INVISIBLE)
 
 
-def attention_context(assignments, codes, causal: bool = True, gamma: float = 1.0):
-    """What each position attends over, by the cheaper exact path:
-    ``(histograms (N, L, B, W), None)`` for the linear path, or ``(None, pair log-weights
-    (N, L, L))`` for the pairwise one, taken when the codes are hard, no gradient reaches
-    the assignments (codes fixed before training, or evaluation) and L < W."""
+def attention_context(assignments, codes, causal: bool = True, gamma: float = 1.0, path: str = "auto"):
+    """What each position attends over: ``(histograms (N, L, B, W), None)`` for the
+    histogram path, or ``(None, pair log-weights (N, L, L))`` for the pairwise one.
+    ``path="auto"`` takes the cheaper exact one: pairwise when the codes are hard, no
+    gradient reaches the assignments (codes fixed before training, or evaluation) and
+    L < W; ``"histogram"`` / ``"pairwise"`` force one (benchmarks, tests)."""
     length, n_codewords = assignments.shape[1], assignments.shape[-1]
-    if codes is not None and not assignments.requires_grad and length < n_codewords:
+    pairwise_exact = codes is not None and not assignments.requires_grad
+    if path not in ("auto", "histogram", "pairwise"):
+        raise ValueError(f"path='{path}' is not one of 'auto', 'histogram', 'pairwise'")
+    if path == "pairwise" and not pairwise_exact:
+        raise ValueError("the pairwise path needs hard codes and assignments without gradient")
+    if path == "pairwise" or (path == "auto" and pairwise_exact and length < n_codewords):
         present = assignments.sum(dim=(-2, -1)) > 0.5  # padding assignments are all zero
         return None, pair_log_weights(present, causal, gamma, assignments.dtype)
     return codeword_histogram(assignments, causal=causal, gamma=gamma), None
