@@ -108,6 +108,16 @@ def measure_model(dataset: str, books: int, steps: int) -> list[dict]:
             for name, t in times.items()]
 
 
+def summary_lines(records: list[dict]) -> list[str]:
+    """One line per (kind, L): both paths' medians and their ratio."""
+    lines = []
+    for kind, length in sorted({(r["kind"], r["length"]) for r in records}):
+        ms = {r["path"]: r["median_ms"] for r in records if r["kind"] == kind and r["length"] == length}
+        lines.append(f"{kind} L={length}: histogram {ms['histogram']} ms, pairwise {ms['pairwise']} ms "
+                     f"({ms['histogram'] / ms['pairwise']:.2f}x)")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="video-games")
@@ -124,11 +134,7 @@ def main(argv=None) -> int:
            "records": records}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
-    for kind, length in sorted({(r["kind"], r["length"]) for r in records}, key=lambda x: (x[0], x[1])):
-        ms = {r["path"]: r["median_ms"] for r in records if r["kind"] == kind and r["length"] == length}
-        print(f"{kind} L={length}: histogram {ms['histogram']} ms, pairwise {ms['pairwise']} ms "
-              f"({ms['histogram'] / ms['pairwise']:.2f}x)")
-    print(f"-> {args.json}")
+    print("\n".join(summary_lines(records)) + f"\n-> {args.json}")
     return 0
 
 
