@@ -36,10 +36,10 @@ import torch.nn.functional as F  # noqa: E402
 import recbole_pq.models.sasrec_lisa as sasrec_lisa  # noqa: E402
 from recbole_pq.layers.lisa import CodewordHistogramAttention, attention_context  # noqa: E402
 from recbole_pq.pipeline import setup  # noqa: E402
+from benchmarks.quality import MAX_SEQ_LENGTH  # noqa: E402
 
 TOKENS = 6400
 LENGTHS = (25, 50, 100, 200, 400)
-SEQ_LENGTH = {"video-games": 50, "ml-1m": 200, "ml-100k": 200}  # benchmarks/quality.py's
 
 
 CONTEXTS = {path: functools.partial(attention_context, path=path) for path in ("histogram", "pairwise")}
@@ -79,7 +79,7 @@ def measure_layer(length: int, books: int, words: int, dim: int, repeats: int, g
 
 def measure_model(dataset: str, books: int, steps: int) -> list[dict]:
     settings = {"epochs": 1, "state": "WARNING", "seed": 2020, "reproducibility": True, "lisa_variant": "base",
-                "lisa_codes": "svd", "lisa_B": books, "MAX_ITEM_LIST_LENGTH": SEQ_LENGTH.get(dataset, 200)}
+                "lisa_codes": "svd", "lisa_B": books, "MAX_ITEM_LIST_LENGTH": MAX_SEQ_LENGTH.get(dataset, 200)}
     config, (train, _, _), model, _ = setup("SASRecLISA", dataset, config_dict=settings)
     batches = [b for _, b in zip(range(steps), train)]
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
