@@ -157,7 +157,7 @@ DATASET_SETTINGS: dict[tuple[str, str], dict] = {
     # epoch 2) against 0.434, the best of the learned-code row; mini follows base's choice.
     # Decay 0.3 (chosen on ML-1M) tied on mini (valid 0.4723 vs 0.4716): not adopted.  16 item
     # codebooks instead of 8 (lisa_B=16): base valid 0.5172 vs 0.4741, mini 0.5146 vs 0.4716.
-    # Base with 32 (2.1x smaller table than dense, was 3.4x): valid 0.5554, still rising at
+    # Base with 32 (2.1x smaller table than dense, was 4.2x): valid 0.5554, still rising at
     # epoch 10, vs 0.5172 with 16.
     ("video-games", "SASRecLISA-base"): {"lisa_codes": "svd", "lisa_B": 32},
     ("video-games", "SASRecLISA-mini"): {"lisa_codes": "svd", "lisa_B": 16},
