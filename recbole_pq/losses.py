@@ -50,43 +50,65 @@ class _TiedSoftmaxCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, query, table, targets, block_rows, keep_probs):
+    def forward(ctx, query, table, targets, block_rows, keep_probs, compute_dtype):
         n_rows, n_items = query.shape[0], table.shape[0]
         rows = block_rows or max(16, (1 << 20) // n_items)  # ~4 MB of float32 logits per block
-        log_norm = torch.empty(n_rows, dtype=query.dtype, device=query.device)
+        # Products in compute_dtype (bfloat16 under autocast; None: the inputs' precision),
+        # everything else in float32 or better: the logits block, its max / exp / sum, the
+        # log-normaliser and the loss.
+        ctx.dtypes = (query.dtype, table.dtype)
+        exact = torch.promote_types(query.dtype, torch.float32)  # float64 inputs stay float64
+        query_c, table_c = query.to(compute_dtype or exact), table.to(compute_dtype or exact)
+        query, table = query.to(exact), table.to(exact)
+        low_precision = query_c.dtype != exact
+        log_norm = torch.empty(n_rows, dtype=exact, device=query.device)
         # keep_probs: one (P, N) buffer, each block written at its rows; else one block reused.
-        probs = torch.empty(n_rows if keep_probs else min(rows, n_rows), n_items, dtype=query.dtype, device=query.device)
+        probs = torch.empty(n_rows if keep_probs else min(rows, n_rows), n_items, dtype=exact, device=query.device)
         for start in range(0, n_rows, rows):
             block = probs[start:start + rows] if keep_probs else probs[:min(rows, n_rows - start)]
-            log_norm[start:start + rows] = _probabilities_(torch.mm(query[start:start + rows], table.T, out=block))
+            _logits(query_c[start:start + rows], table_c, block, low_precision)
+            log_norm[start:start + rows] = _probabilities_(block)
         target_logits = (query * table[targets]).sum(dim=1)
         ctx.rows = rows
-        ctx.save_for_backward(query, table, targets, probs if keep_probs else log_norm)
+        ctx.save_for_backward(query_c, table_c, targets, probs if keep_probs else log_norm)
         ctx.keep_probs = keep_probs
         return (log_norm - target_logits).mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        query, table, targets, saved = ctx.saved_tensors
-        scale = grad_output / query.shape[0]
+        query_c, table_c, targets, saved = ctx.saved_tensors
+        exact = saved.dtype
+        low_precision = query_c.dtype != exact
+        scale = grad_output / query_c.shape[0]
         # d loss / d logits = (probs - one_hot(targets)) * scale, never materialised.
         if ctx.keep_probs:
-            grad_query = saved @ table
-            grad_table = saved.T @ query
+            probs = saved.to(query_c.dtype)
+            grad_query = (probs @ table_c).to(exact)
+            grad_table = (probs.T @ query_c).to(exact)
         else:
-            grad_query = torch.empty_like(query)
-            grad_table = torch.zeros_like(table)
-            buffer = torch.empty(min(ctx.rows, query.shape[0]), table.shape[0], dtype=query.dtype, device=query.device)
-            for start in range(0, query.shape[0], ctx.rows):
+            grad_query = torch.empty(query_c.shape, dtype=exact, device=query_c.device)
+            grad_table = torch.zeros(table_c.shape, dtype=exact, device=query_c.device)
+            buffer = torch.empty(min(ctx.rows, query_c.shape[0]), table_c.shape[0], dtype=exact, device=query_c.device)
+            for start in range(0, query_c.shape[0], ctx.rows):
                 rows = slice(start, start + ctx.rows)
-                block = buffer[:len(query[rows])]
-                _probabilities_(torch.mm(query[rows], table.T, out=block), saved[rows])
-                torch.mm(block, table, out=grad_query[rows])
-                grad_table.addmm_(block.T, query[rows])
+                block = buffer[:len(query_c[rows])]
+                _logits(query_c[rows], table_c, block, low_precision)
+                probs = _probabilities_(block, saved[rows]).to(query_c.dtype)
+                grad_query[rows] = probs @ table_c
+                grad_table += probs.T @ query_c[rows]
+        table, query = table_c.to(exact), query_c.to(exact)
         grad_query = (grad_query - table[targets]) * scale
         grad_table = grad_table.index_add_(0, targets, query, alpha=-1) * scale
-        return grad_query, grad_table, None, None, None
+        return grad_query.to(ctx.dtypes[0]), grad_table.to(ctx.dtypes[1]), None, None, None, None
+
+
+def _logits(query: torch.Tensor, table: torch.Tensor, out: torch.Tensor, low_precision: bool) -> None:
+    """(R, d) @ (N, d).T into the (R, N) block ``out`` (float32 or float64)."""
+    if low_precision:
+        out.copy_(query @ table.T)
+    else:
+        torch.mm(query, table.T, out=out)
 
 
 def softmax_cross_entropy(query: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
@@ -95,10 +117,17 @@ def softmax_cross_entropy(query: torch.Tensor, table: torch.Tensor, targets: tor
     never a target nor a prediction) for (P,) target ids: equals
     ``F.cross_entropy(logits with column 0 at -inf, targets)``.  ``block_rows``: rows of
     logits per block (default: ~4 MB of them); ``keep_probs``: keep the (P, N) probabilities
-    for the backward (default: when they fit in ``CE_PROBS_BYTES``) or recompute them."""
+    for the backward (default: when they fit in ``CE_PROBS_BYTES``) or recompute them.
+    Under autocast (``train_precision: bf16``) the logits and gradient products run in
+    autocast's dtype with float32 accumulation; the softmax and the loss stay float32."""
     if keep_probs is None:
-        keep_probs = query.shape[0] * table.shape[0] * query.element_size() <= CE_PROBS_BYTES
-    return _TiedSoftmaxCE.apply(query, table, targets, block_rows, keep_probs)
+        keep_probs = query.shape[0] * table.shape[0] * 4 <= CE_PROBS_BYTES
+    device_type = query.device.type
+    # Under autocast the two products run in autocast's dtype; the function itself decides
+    # what stays float32, so autocast is off inside it.
+    compute_dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+    with torch.autocast(device_type, enabled=False):
+        return _TiedSoftmaxCE.apply(query, table, targets, block_rows, keep_probs, compute_dtype)
 
 
 def gbce_beta(num_negatives: int, n_items: int, t: float) -> float:

@@ -19,6 +19,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_logger, init_seed, set_color
 
 from recbole_pq import compat
+from recbole_pq.batching import bucket_by_length, check_bucket_config
 from recbole_pq.data import (
     PROJECT_ROOT,
     TRAIN_MODES,
@@ -27,6 +28,7 @@ from recbole_pq.data import (
     resolve_data_path,
 )
 from recbole_pq.errors import ConfigError
+from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
 
 PROPERTIES = PROJECT_ROOT / "properties"
@@ -86,6 +88,8 @@ def build_config(model: str, dataset: str, config_file_list=None, config_dict=No
     if dataset != "ml-100k":  # RecBole always reads ml-100k from its wheel
         config["data_path"] = resolve_data_path(config["data_path"])
     _check_train_mode(config, model_class)
+    check_bucket_config(config["train_length_buckets"])
+    check_precision_config(config["train_precision"])
     return config
 
 
@@ -109,7 +113,16 @@ def load_data(config: Config):
     else:
         dataset = create_dataset(config)
     getLogger().info(dataset)
-    return data_preparation(config, dataset)
+    train, valid, test = data_preparation(config, dataset)
+    if _is_plugin_model(config):  # our models trim padding; RecBole's keep RecBole's batches
+        bucket_by_length(train, config)
+    return train, valid, test
+
+
+def _is_plugin_model(config: Config) -> bool:
+    from recbole_pq.models.base import PQSequentialRecommender
+
+    return isinstance(config.model_class, type) and issubclass(config.model_class, PQSequentialRecommender)
 
 
 def make_trainer(config: Config, model):

@@ -138,11 +138,16 @@ class Recommender:
 
     def _results(self, query, seen: list[set], k: int, exclude_seen: bool) -> list[dict]:
         check_k(k, len(self.tokens))
-        extra = max((len(s) for s in seen), default=0) if exclude_seen else 0
-        values, ids = self.model.scorer.topk(query, self.model.items, min(k + extra, self.n_items))
+        exclude = None
+        if exclude_seen:
+            width = max((len(s) for s in seen), default=0)
+            exclude = torch.zeros(len(seen), width, dtype=torch.long)
+            for row, items in enumerate(seen):
+                exclude[row, :len(items)] = torch.tensor(sorted(items), dtype=torch.long)
+        values, ids = self.model.scorer.topk(query, self.model.items, k, exclude=exclude)
         out = []
-        for row_values, row_ids, row_seen in zip(values.tolist(), ids.tolist(), seen):
-            pairs = [(i, v) for i, v in zip(row_ids, row_values) if not (exclude_seen and i in row_seen)][:k]
+        for row_values, row_ids in zip(values.tolist(), ids.tolist()):
+            pairs = [(i, v) for i, v in zip(row_ids, row_values) if v != float("-inf")]
             out.append({"items": [str(self.tokens[i]) for i, _ in pairs], "scores": [float(v) for _, v in pairs]})
         return out
 

@@ -56,6 +56,19 @@ def ties_by_id(values: torch.Tensor, ids: torch.Tensor):
     return torch.gather(values, 1, by_value), torch.gather(ids, 1, by_value)
 
 
+def drop_excluded(values: torch.Tensor, ids: torch.Tensor, exclude: torch.Tensor, k: int, rows: int = 256):
+    """The first k of each (B, K) ordered row whose id is not in that row of ``exclude``
+    (B, L); order kept.  Rows with fewer than k others keep excluded ids last, at -inf."""
+    out_values, out_ids = [], []
+    for start in range(0, len(ids), rows):  # (rows, K, L) comparisons at a time
+        block_ids, block_values = ids[start:start + rows], values[start:start + rows]
+        hit = (block_ids.unsqueeze(2) == exclude[start:start + rows].unsqueeze(1)).any(2)
+        order = torch.argsort(hit.to(torch.int8), dim=1, stable=True)[:, :k]
+        out_ids.append(torch.gather(block_ids, 1, order))
+        out_values.append(torch.gather(block_values, 1, order).masked_fill(torch.gather(hit, 1, order), float("-inf")))
+    return torch.cat(out_values), torch.cat(out_ids)
+
+
 class Scorer:
     """Interface: all-item scores and top-k for (B, d) queries."""
 
@@ -64,9 +77,16 @@ class Scorer:
     def scores(self, query: torch.Tensor, items: ItemCodeEmbedding) -> torch.Tensor:
         raise NotImplementedError
 
-    def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int):
-        """(values, ids), both (B, k), best first (ties: lower id first), padding excluded."""
+    def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int, exclude: torch.Tensor | None = None):
+        """(values, ids), both (B, k), best first (ties: lower id first), padding excluded.
+
+        ``exclude``: (B, L) item ids (0: none) that a row must not recommend, e.g. the
+        user's history.  The scorer is asked for k + L items and the excluded ones are
+        dropped; a row whose catalogue runs out ends with its excluded items at -inf."""
         check_k(k, items.n_items)
+        if exclude is not None and exclude.numel():
+            wide = min(k + int((exclude > 0).sum(1).max()), items.n_items - 1)
+            return drop_excluded(*self.topk(query, items, wide), exclude, k)
         values, ids = self._topk(query, items, k)
         return (values, ids) if self._ordered(query) else ties_by_id(values, ids)
 

@@ -20,6 +20,7 @@ import random
 import numpy as np
 
 from recbole_pq.checkpoint import CheckpointError, load_checkpoint, plain, plain_config, save_checkpoint
+from recbole_pq.precision import autocast_dtype
 
 # What the collector can be asked for that a top-k list cannot provide.
 SCORE_STRUCTS = ("rec.meanrank", "rec.score", "data.label")
@@ -46,6 +47,24 @@ class PQTrainer(Trainer):
             self.logger.info(
                 "PQTrainer: metrics %s need every item's score; evaluating with the stock "
                 "users x items path.", config["metrics"])
+        self.autocast_dtype = autocast_dtype(config["train_precision"], self.device)
+        self.logger.info("training precision: %s (train_precision=%s)",
+                         "float32" if self.autocast_dtype is None else f"{self.autocast_dtype} autocast",
+                         config["train_precision"])
+
+    # -- training -----------------------------------------------------------------
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        """RecBole's epoch, with the loss computed under ``train_precision``'s autocast."""
+        loss_func = loss_func or self.model.calculate_loss
+        if self.autocast_dtype is not None:
+            loss_func = self._autocast(loss_func)
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+    def _autocast(self, loss_func):
+        def loss_in_precision(interaction):
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                return loss_func(interaction).float()
+        return loss_in_precision
 
     # -- evaluation ---------------------------------------------------------------
     @torch.no_grad()

@@ -23,6 +23,13 @@ from recbole_pq.scoring import make_scorer
 from recbole_pq.trainer import PQTrainer
 
 
+def check_exclude_history(value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"eval_exclude_history={value!r} must be true or false (true: rank without the "
+                          f"items of the user's input history, as the RecJPQ and gSASRec papers do).")
+    return value
+
+
 class PQSequentialRecommender(SequentialRecommender):
     """Base of the plugin's sequential models (RecBole's four-method API + ``full_sort_topk``)."""
 
@@ -36,6 +43,7 @@ class PQSequentialRecommender(SequentialRecommender):
     def check_config(cls, config) -> None:
         """Checks that need no data: run by build_config, so a typo fails in the first second."""
         check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"])
+        check_exclude_history(config["eval_exclude_history"])
         make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
         if cls.item_table == "codes":
             check_pq_config(config)
@@ -61,6 +69,7 @@ class PQSequentialRecommender(SequentialRecommender):
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
         self.initializer_range = config["initializer_range"]
+        self.eval_exclude_history = check_exclude_history(config["eval_exclude_history"])
         # Original item tokens by id (id 0 = padding): saved in checkpoints so a served
         # model speaks the data set's ids (recbole_pq.Recommender).
         self.item_tokens = dataset.field2id_token[self.ITEM_ID]
@@ -92,10 +101,22 @@ class PQSequentialRecommender(SequentialRecommender):
             bad = item_ids[(item_ids < 0) | (item_ids >= self.n_items)][0].item()
             raise ValueError(f"item id {bad} is outside the catalogue: ids are 0 (padding) to {self.n_items - 1}.")
 
+    def trim_padding(self, item_seq_len: torch.Tensor, *sequences: torch.Tensor, spare: int = 0):
+        """Drop the all-padding columns at the end of left-aligned (B, L) sequences: each
+        becomes (B, L') with L' = min(L, longest row + ``spare``, MAX_ITEM_LIST_LENGTH).  Real
+        positions keep their index (positions are learned per index), so a real position's
+        state is unchanged: causal attention never looks right, bidirectional attention masks
+        padding keys."""
+        length = sequences[0].shape[1]
+        keep = min(length, int(item_seq_len.max()) + spare, self.max_seq_length) if item_seq_len.numel() else length
+        trimmed = tuple(seq[:, :keep] for seq in sequences)
+        return trimmed[0] if len(trimmed) == 1 else trimmed
+
     # -- RecBole API ------------------------------------------------------------
     def forward(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state after the last real item."""
         self.check_item_ids(item_seq)
+        item_seq = self.trim_padding(item_seq_len, item_seq)
         return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
 
     def training_positions(self, interaction):
@@ -103,7 +124,7 @@ class PQSequentialRecommender(SequentialRecommender):
         loss (prefix mode: L = 1, the last position)."""
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if self.train_mode == "seq2seq":
-            targets = interaction[self.TARGET_SEQ]
+            item_seq, targets = self.trim_padding(item_seq_len, item_seq, interaction[self.TARGET_SEQ])
             return self.encode(item_seq, item_seq_len), targets, targets > 0
         targets = interaction[self.POS_ITEM_ID].unsqueeze(1)
         return self.forward(item_seq, item_seq_len).unsqueeze(1), targets, torch.ones_like(targets, dtype=torch.bool)
@@ -121,8 +142,8 @@ class PQSequentialRecommender(SequentialRecommender):
         # shared by a whole batch made sampled-loss training fail (measured on ml-100k:
         # gBERT4Rec valid NDCG@10 0.003 after 20 epochs, vs 0.02 with CE).
         negatives = sample_negatives((states.shape[0], self.neg_samples), self.n_items, device=states.device)
-        neg_logits = torch.bmm(states, self.items(negatives).transpose(1, 2))[mask]  # (P, k)
-        pos_logits = (query * self.items(positives)).sum(-1)
+        neg_logits = torch.bmm(states, self.items(negatives).transpose(1, 2))[mask].float()  # (P, k)
+        pos_logits = (query * self.items(positives)).sum(-1).float()  # the loss in float32 under autocast
         if self.loss_type == "BPR":
             return bpr_loss(pos_logits, neg_logits)
         beta = 1.0 if self.loss_type == "BCE" else gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)
@@ -140,14 +161,21 @@ class PQSequentialRecommender(SequentialRecommender):
         return (query * self.items(interaction[self.ITEM_ID])).sum(-1)
 
     def full_sort_predict(self, interaction):
-        """(B, N) scores from the configured scorer (RecBole's stock evaluation path)."""
-        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return self.scorer.scores(query, self.items)
+        """(B, N) scores from the configured scorer (RecBole's stock evaluation path); with
+        ``eval_exclude_history`` the input history's items score -inf."""
+        item_seq = interaction[self.ITEM_SEQ]
+        scores = self.scorer.scores(self.forward(item_seq, interaction[self.ITEM_SEQ_LEN]), self.items)
+        if self.eval_exclude_history:
+            history = torch.where(item_seq > 0, item_seq, torch.zeros_like(item_seq))
+            scores = scores.scatter(1, history, float("-inf"))  # column 0 (padding) is never ranked
+        return scores
 
     def full_sort_topk(self, interaction, k: int):
-        """(values, ids), each (B, k): the top-k items without a (B, N) score matrix."""
-        query = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return self.scorer.topk(query, self.items, k)
+        """(values, ids), each (B, k): the top-k items without a (B, N) score matrix; with
+        ``eval_exclude_history`` none of the input history's items."""
+        item_seq = interaction[self.ITEM_SEQ]
+        query = self.forward(item_seq, interaction[self.ITEM_SEQ_LEN])
+        return self.scorer.topk(query, self.items, k, exclude=item_seq if self.eval_exclude_history else None)
 
     def log_item_memory(self) -> None:
         if not hasattr(self.items, "memory_bytes"):

@@ -73,6 +73,7 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
     def forward(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state at a mask token appended after the history."""
         self.check_item_ids(item_seq)
+        item_seq = self.trim_padding(item_seq_len, item_seq, spare=1)  # a free slot for the mask
         masked, position = self.with_mask_appended(item_seq, item_seq_len)
         return self.gather_indexes(self.encode(masked, item_seq_len), position)
 
@@ -86,6 +87,7 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
             last = targets.gather(1, (item_seq_len - 1).unsqueeze(1)).squeeze(1)
         else:
             last = interaction[self.POS_ITEM_ID]
+        item_seq = self.trim_padding(item_seq_len, item_seq, spare=1)  # a free slot for the last target
         seq, _ = self.append_item(item_seq, item_seq_len, last)
         return seq, torch.clamp(item_seq_len + 1, max=item_seq.shape[1])
 
