@@ -39,7 +39,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled 
 MAX_SEQ_LENGTH = {"ml-1m": 200, "video-games": 50, "ml-100k": 200}
 PROTOCOL_METRICS = {
     "full": ("ndcg@10", "recall@10", "hit@10"),
+    "full_exclude_history": ("ndcg@10", "recall@10", "hit@10"),
     "uni100": ("hit@10", "ndcg@10", "hit@5", "ndcg@5"),
 }
 
@@ -91,6 +92,23 @@ SPECS = [
     Spec("SASRecLISA-soft", "uni100", "SASRecLISA", config_files=("model/SASRecLISA-soft.yaml",)),
     Spec("SASRecLISA-mini", "uni100", "SASRecLISA", config_files=("model/SASRecLISA-mini.yaml",)),
 ]
+
+# The papers' protocol: full ranking without the user's history items (RecJPQ's and gSASRec's
+# filter_seen); its rows are the full-ranking specs with eval_exclude_history on.
+EXCLUDE_HISTORY = "full_exclude_history"
+
+
+def specs_for(protocol: str) -> list[Spec]:
+    """The rows of one protocol ("all": full ranking and uni100, RecBole's protocols)."""
+    if protocol == EXCLUDE_HISTORY:
+        return [replace(s, protocol=EXCLUDE_HISTORY, config={**s.config, "eval_exclude_history": True})
+                for s in SPECS if s.protocol == "full"]
+    return [s for s in SPECS if protocol in ("all", s.protocol)]
+
+
+def spec_named(name: str, protocol: str) -> Spec:
+    return next(s for s in specs_for(protocol) if s.name == name)
+
 
 # Published numbers (same data set names; each from the paper named in the column).
 PUBLISHED = {
@@ -216,10 +234,13 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     config_dict = {**budget, **settings, "checkpoint_dir": str(checkpoint_dir)}
     config, (train, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
     last = Path(getattr(trainer, "last_checkpoint_file", "") or "/nonexistent")
+    curve_file = checkpoint_dir / "valid_curve.json"  # survives a resume, as the checkpoint does
+    curve = []
     if last.is_file():
         print(f"[{spec.name}] resuming from {last}", flush=True)
         trainer.resume_checkpoint(str(last), train)
-    epochs_run = [0]
+        curve = [c for c in load_records(curve_file) if c["epoch"] < trainer.start_epoch]
+    epochs_run = [trainer.start_epoch if last.is_file() else 0]
     train_epoch = trainer._train_epoch
 
     def counting_train_epoch(train_data, epoch_idx, *a, **kw):
@@ -227,8 +248,14 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         return train_epoch(train_data, epoch_idx, *a, **kw)
 
     trainer._train_epoch = counting_train_epoch
-    start = time.perf_counter()
-    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
+    start = time.perf_counter() - (curve[-1]["seconds"] if curve else 0.0)
+
+    def record_validation(epoch_idx, valid_score):
+        curve.append({"epoch": epoch_idx, "valid_score": round(float(valid_score), 5),
+                      "seconds": round(time.perf_counter() - start, 1)})
+        curve_file.write_text(json.dumps(curve) + "\n")
+
+    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=record_validation)
     train_seconds = time.perf_counter() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     values = metric_values(test_result, spec.protocol)
@@ -247,7 +274,11 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     stored, dense = item_table_bytes(model)
     base = {
         "dataset": dataset, "protocol": spec.protocol, "model": spec.name, "run_model": spec.model,
-        "epochs": epochs_run[0], "train_seconds": round(train_seconds, 1),
+        "epochs": epochs_run[0], "steps": epochs_run[0] * len(train), "train_seconds": round(train_seconds, 1),
+        # the patience rule stopped it before the cap (budget["epochs"])
+        "converged": trainer.cur_step > budget["stopping_step"],
+        "valid_curve": curve, "valid_metric": config["valid_metric"],
+        "train_precision": config["train_precision"], "train_length_buckets": config["train_length_buckets"],
         "item_table_mb": round(stored / 2**20, 4), "dense_item_table_mb": round(dense / 2**20, 4),
         "compression": round(dense / stored, 2), "scorer": config["scorer"] or "default",
         "scorers_agree": scorers_agree, "budget": budget, "settings": settings,
@@ -305,7 +336,7 @@ def render_markdown(records: list[dict], longer: list[dict] = ()) -> str:
                        if r["dataset"] == dataset}.values())
         lines += [f"Training time for {dataset}, all models below: {seconds / 60:.0f} min (fit + validation, "
                   "2 CPU cores; the machine also ran other jobs, so times are upper bounds).", ""]
-        for protocol in ("full", "uni100"):
+        for protocol in (EXCLUDE_HISTORY, "full", "uni100"):
             rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
             if rows:
                 lines += table_lines(dataset, protocol, rows, "")
@@ -333,14 +364,14 @@ def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: s
              f"{budget['MAX_ITEM_LIST_LENGTH']}, seed {budget['seed']}.", "",
              "| model | " + " | ".join(metrics) + " | published | epochs | train s | item table MB | compression |",
              "|---|" + "---|" * (len(metrics) + 5)]
-    for model in [s.name for s in SPECS if s.protocol == protocol]:
+    for model in [s.name for s in specs_for(protocol)]:
         mine = {r["metric"]: r for r in rows if r["model"] == model}
         if not mine:
             continue
         first = next(iter(mine.values()))
         published = "; ".join(f"{m} {fmt(PUBLISHED[(dataset, model, m)][0])}" for m in metrics
                               if (dataset, model, m) in PUBLISHED) or "-"
-        spec = next(s for s in SPECS if s.name == model)
+        spec = spec_named(model, protocol)
         chosen = {k: v for k, v in (first.get("settings") or {}).items() if spec.config.get(k) != v}
         label = model + (" (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else "")
         lines.append(f"| {label} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-" for m in metrics)
@@ -366,7 +397,7 @@ def selection_lines(probes: list[dict]) -> list[str]:
         if key in seen or not r.get("valid"):
             continue
         seen.add(key)
-        spec = next(s for s in SPECS if s.name == r["model"])
+        spec = spec_named(r["model"], r["protocol"])
         chosen = {**spec.config, **DATASET_SETTINGS.get((r["dataset"], r["model"]), {})} == r["settings"]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if spec.config.get(k) != v) or "(spec's own)"
         lines.append(f"| {r['dataset']} | {r['model']} | {settings} | {fmt(r['valid']['ndcg@10'])} | "
@@ -394,9 +425,14 @@ def target_lines(rows: list[dict]) -> list[str]:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=DATASETS)
-    parser.add_argument("--protocol", choices=("full", "uni100", "all"), default="all")
+    parser.add_argument("--protocol", choices=("full", "uni100", "all", EXCLUDE_HISTORY), default="all",
+                        help=f"all: full and uni100 (RecBole's protocols); {EXCLUDE_HISTORY}: full ranking without "
+                             "the history's items (the RecJPQ / gSASRec papers' protocol)")
     parser.add_argument("--models", nargs="*", help="names as in the JSON (default: all of the protocol)")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs (with --converge: the cap)")
+    parser.add_argument("--converge", type=int, metavar="PATIENCE",
+                        help="train until validation NDCG@10 has not improved for PATIENCE validations (one per "
+                             "epoch), at most --epochs; records the whole validation curve")
     parser.add_argument("--eval-step", type=int, default=2)
     parser.add_argument("--stopping-step", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -417,6 +453,10 @@ def parse_args(argv=None):
                              "markdown, never into the equal-budget tables")
     args = parser.parse_args(argv)
     args.overrides = parse_overrides(parser, args.overrides)
+    if args.converge is not None:
+        if args.converge < 1:
+            parser.error(f"--converge {args.converge}: the patience must be >= 1 validations")
+        args.eval_step, args.stopping_step = 1, args.converge
     # The markdown always shows the equal-budget tables and the longer-budget sections.
     args.table_json, args.long_json = args.json, LONG_JSON
     if args.longer:
@@ -456,7 +496,7 @@ def parse_overrides(parser, items: list[str]) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    specs = [s for s in SPECS if args.protocol in ("all", s.protocol) and (not args.models or s.name in args.models)]
+    specs = [s for s in specs_for(args.protocol) if not args.models or s.name in args.models]
     records = load_records(args.json)
     if args.render:
         write_markdown(args)

@@ -254,6 +254,67 @@ def training_step_section(data: dict) -> list[str]:
     return lines
 
 
+def _machine_line(machine: dict) -> str:
+    flags = ", ".join(f for f, on in machine["flags"].items() if on) or "none of avx2/avx512/bf16/amx"
+    return f"{machine['cpu']}, {machine['torch_threads']} torch threads, torch {machine['torch']}; CPU flags: {flags}"
+
+
+def training_epochs_section(data: dict) -> list[str]:
+    """Whole epochs of the headline rows: this tree's variants against the baseline tree's code."""
+    rows = data["records"]
+    lines = ["## Training: whole epochs against the previous main", "",
+             f"Command: `{data['command']}` ({_machine_line(data['machine'])}). Every batch of one shuffled epoch is "
+             "timed (forward, loss, backward, Adam; collation excluded); `main@…` is the same measurement with the "
+             "code of that commit, run in a subprocess of the same run.", "",
+             "| data set | model | d | variant | precision | epoch s | speed-up | rows/s | padding share | GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r["dataset"], r["model"], r["hidden_size"]) for r in rows):
+        mine = [r for r in rows if (r["dataset"], r["model"], r["hidden_size"]) == key]
+        base = next((r for r in mine if r["variant"].startswith("main@")), mine[0])
+        for r in mine:
+            share = "-" if r["padding_share"] is None else f"{r['padding_share']:.0%}"
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {r['variant']} | {r['precision']} | {r['epoch_s']:.1f} | "
+                         f"{base['epoch_s'] / r['epoch_s']:.2f}× | {r['rows_per_s']:.0f} | {share} | "
+                         f"{r['achieved_gflops']:.0f} |")
+    return lines
+
+
+def training_section(data: dict) -> list[str]:
+    """The model x data set x width grid, the matmul peak and the profile."""
+    rows = data["records"]
+    peak = data.get("matmul_peak_gflops", {})
+    lines = ["## Training throughput per model", "",
+             f"Command: `{data['command']}` ({_machine_line(data['machine'])}). Epoch seconds are estimated from "
+             "the first batches of a shuffled epoch (a random sample of its batches; `batches_timed`), so "
+             "compare variants of one row, not rows. GFLOP/s counts the matrix products of forward and backward "
+             "(torch's FlopCounterMode) over the timed steps.", ""]
+    if peak:
+        lines += ["Matmul peak of the same process (large GEMMs): " + ", ".join(
+            f"{name} {value:.0f} GFLOP/s" for name, value in peak.items()) + ".", ""]
+    lines += ["| data set | model | d | variant | step s (median) | epoch s | speed-up | loss positions/s | "
+              "GFLOP/step | GFLOP/s | % of peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r["dataset"], r["model"], r["hidden_size"]) for r in rows):
+        mine = [r for r in rows if (r["dataset"], r["model"], r["hidden_size"]) == key]
+        base = next((r for r in mine if r["variant"].startswith("main@")),
+                    next((r for r in mine if r["variant"] == "plain"), mine[0]))
+        for r in mine:
+            top = peak.get("bf16" if r["precision"] == "bfloat16" else "fp32")
+            share = f"{r['achieved_gflops'] / top:.0%}" if top else "-"
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {r['variant']} | {r['median_step_s']:.3f} | "
+                         f"{r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}× | {r['loss_positions_per_s']:.0f} | "
+                         f"{r['gflop_per_step']:.1f} | {r['achieved_gflops']:.0f} | {share} |")
+    if data.get("profile"):
+        groups = list(dict.fromkeys(g for p in data["profile"] for g in p["self_cpu_share"]))
+        first = data["profile"][0]
+        lines += ["", f"Where a step's time goes (torch profiler, self CPU time of aten ops; {first['model']} on "
+                  f"{first['dataset']}, d = {first['hidden_size']}):", "",
+                  "| variant | s/step | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+        for p in data["profile"]:
+            lines.append(f"| {p['variant']} | {p['seconds_per_step']:.2f} | "
+                         + " | ".join(f"{p['self_cpu_share'].get(g, 0):.0%}" for g in groups) + " |")
+    return lines
+
+
 def lisa_paths_section(data: dict) -> list[str]:
     rows = data["records"]
     layer = [r for r in rows if r["kind"] == "layer"]
@@ -376,6 +437,8 @@ def main() -> int:
                           ("scoring-batches.json", batches_section), ("scoring.json", prune_section),
                           ("attention.json", attention_section),
                           ("sharded.json", sharded_section),
+                          ("training_epochs.json", training_epochs_section),
+                          ("training.json", training_section),
                           ("train_modes.json", train_modes_section),
                           ("training_step.json", training_step_section),
                           ("lisa_paths.json", lisa_paths_section)):

@@ -198,6 +198,12 @@ CASES = [
      ConfigError, r"metric 'auc' is not produced"),
     ("tune-rule", "search rule that is not grid/choice/...", tune_case({"pq_m": [2, 4]}), ConfigError,
      r"search_space 'pq_m': write one of"),
+    ("train-precision", "unknown train_precision", config_case("SASRecJPQ", train_precision="fp16"), ConfigError,
+     r"train_precision='fp16' is not supported"),
+    ("train-length-buckets", "negative train_length_buckets", config_case("DenseSASRec", train_length_buckets=-2),
+     ConfigError, r"train_length_buckets=-2 must be an integer >= 0"),
+    ("eval-exclude-history", "eval_exclude_history not a bool", config_case("SASRecJPQ", eval_exclude_history="yes"),
+     ConfigError, r"eval_exclude_history='yes' must be true or false"),
 ]
 
 

@@ -151,3 +151,26 @@ def test_popularity_with_history_left_in_by_hand(tmp_path):
     result = popularity_unremoved(inter, k=2)
     assert result["valid"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 3), "recall@2": pytest.approx(1 / 3)}
     assert result["test"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 4), "recall@2": pytest.approx(1 / 4)}
+
+
+def test_quality_converge_records_curve_steps_and_stop_reason(tmp_path, monkeypatch):
+    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    from benchmarks import quality
+
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    monkeypatch.setattr(quality, "SELECTION_JSON", tmp_path / "selection.json")
+    monkeypatch.setattr(quality, "LONG_JSON", tmp_path / "long.json")
+    out, md = tmp_path / "q.json", tmp_path / "Q.md"
+    quality.main(["--dataset", "ml-100k", "--protocol", "full_exclude_history", "--models", "SASRec",
+                  "--epochs", "3", "--converge", "1", "--max-seq-length", "20", "--json", str(out), "--md", str(md)])
+    records = json.loads(out.read_text())
+    assert {r["protocol"] for r in records} == {"full_exclude_history"}
+    r = records[0]
+    assert r["settings"]["eval_exclude_history"] is True
+    assert r["budget"]["eval_step"] == 1 and r["budget"]["stopping_step"] == 1
+    assert [c["epoch"] for c in r["valid_curve"]] == list(range(r["epochs"]))  # one validation per epoch
+    assert r["steps"] == r["epochs"] * 8  # 943 users, 128 per batch
+    scores = [c["valid_score"] for c in r["valid_curve"]]
+    # patience 1: stopped when two validations in a row stayed below the best before them
+    assert r["converged"] == (len(scores) >= 3 and max(scores[-2:]) < max(scores[:-2]))
+    assert "full_exclude_history" in md.read_text()

@@ -20,12 +20,29 @@ def test_uniform_dropout_keeps_1_minus_p_scaled(p):
     y = drop(x)
     kept = y != 0
     assert abs(kept.float().mean().item() - (1 - p)) < 0.005  # 400K draws: sd ~ 0.0008
+    p = round(p * 2**15) / 2**15  # the rate is applied to within 2^-15
     torch.testing.assert_close(y[kept], x[kept] / (1 - p))
     x.requires_grad_(True)
     torch.manual_seed(1)
     y = drop(x)
     y.sum().backward()
     torch.testing.assert_close(x.grad, (y != 0).float() / (1 - p))
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 7), (128, 2, 9, 9)])
+def test_dropout_mask_bits_are_uniform_for_any_shape(shape):
+    """Both 15-bit halves of each random int32 are used: every element is kept with 1 - p,
+    odd sizes included, and neighbours (which share an int32) are independent."""
+    from recbole_pq.layers.fast_blocks import keep_mask
+
+    torch.manual_seed(3)
+    x = torch.empty(shape)
+    keeps = torch.stack([keep_mask(x, 0.3)[0] for _ in range(4000)]).float()  # (draws, *shape)
+    assert keeps.shape[1:] == x.shape
+    assert (keeps.mean(0) - 0.7).abs().max() < 0.04  # per element; sd ~ 0.007
+    flat = keeps.flatten(1)
+    if flat.shape[1] > 1:  # P(both kept) of the two halves of one int32 = 0.49
+        assert abs((flat[:, 0] * flat[:, 1]).mean().item() - 0.49) < 0.04
 
 
 def test_uniform_dropout_edges_and_eval():

@@ -175,3 +175,26 @@ def test_bf16_training_reaches_fp32_validation_quality(tmp_path):
     fp32, bf16 = (results[p]["best_valid_result"]["ndcg@10"] for p in ("fp32", "bf16"))
     assert fp32 > 0.035  # past popularity level (~0.02), so the comparison means something
     assert abs(bf16 - fp32) <= 0.05 * fp32
+
+
+# -- the benchmark ------------------------------------------------------------------------
+def test_training_benchmark_records_every_variant_with_flops_and_machine(tmp_path):
+    import json
+    import sys
+
+    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    from benchmarks import training
+
+    out = tmp_path / "training.json"
+    training.main(["--datasets", "ml-100k", "--dims", "16", "--models", "DenseSASRec", "--batches", "2",
+                   "--variants", "plain", "buckets", "--json", str(out), "--no-peak"])
+    data = json.loads(out.read_text())
+    assert {"cpu", "flags", "torch_threads"} <= set(data["machine"])
+    assert set(data["machine"]["flags"]) >= {"avx512_bf16", "amx_bf16"}
+    records = {r["variant"]: r for r in data["records"]}
+    assert set(records) == {"plain", "buckets"}
+    for r in records.values():
+        assert r["batches_timed"] == 2 and r["epoch_s"] > 0 and r["gflop_per_step"] > 0
+        assert r["batches_per_epoch"] == 8  # 943 users, 128 per batch
+    assert records["plain"]["train_length_buckets"] == 0 and records["buckets"]["train_length_buckets"] == 16
+    assert out.with_suffix(".png").is_file()
