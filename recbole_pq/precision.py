@@ -41,8 +41,11 @@ def bf16_supported(device: torch.device) -> tuple[bool, str]:
     return False, f"a CPU or CUDA device (this is {device.type})"
 
 
-def autocast_dtype(value: str, device: torch.device) -> torch.dtype | None:
-    """The dtype training autocasts to for ``train_precision=value`` on ``device`` (None: float32)."""
+def autocast_dtype(value: str | None, device: torch.device) -> torch.dtype | None:
+    """The dtype training autocasts to for ``train_precision=value`` on ``device`` (None: float32).
+    A config without the key (built without the plugin's YAML layers) trains in float32."""
+    if value is None:
+        return None
     check_precision_config(value)
     if value == "fp32":
         return None

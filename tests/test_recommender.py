@@ -67,6 +67,22 @@ def test_lisa_with_learned_codes_serves_old_checkpoints_too(ml1m_slice, fast, tm
     assert [r["items"] for r in got] == expected
 
 
+def test_checkpoints_from_before_the_training_and_protocol_keys_still_load(served, tmp_path):
+    """A checkpoint written before train_precision, train_length_buckets and
+    eval_exclude_history existed has none of them in its config: it serves as before."""
+    from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
+
+    data, model, checkpoint = served
+    state = load_checkpoint(checkpoint)
+    for key in ("train_precision", "train_length_buckets", "eval_exclude_history"):
+        state["config"].pop(key, None)
+    old = tmp_path / "old.pth"
+    save_checkpoint(state, old)
+    histories, expected = evaluator_view(data, model)
+    got = Recommender.load(old).recommend(histories, k=10, exclude_seen=False)
+    assert [r["items"] for r in got] == expected
+
+
 def test_exclude_seen_drops_history_items(served):
     data, model, checkpoint = served
     histories, _ = evaluator_view(data, model)

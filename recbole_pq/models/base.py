@@ -24,6 +24,9 @@ from recbole_pq.trainer import PQTrainer
 
 
 def check_exclude_history(value) -> bool:
+    """None (the key absent: a checkpoint or config from before it existed) is RecBole's ranking."""
+    if value is None:
+        return False
     if not isinstance(value, bool):
         raise ConfigError(f"eval_exclude_history={value!r} must be true or false (true: rank without the "
                           f"items of the user's input history, as the RecJPQ and gSASRec papers do).")
