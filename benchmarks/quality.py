@@ -233,7 +233,10 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
                       / budget_tag)
     config_dict = {**budget, **settings, "checkpoint_dir": str(checkpoint_dir)}
     config, (train, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
-    last = Path(getattr(trainer, "last_checkpoint_file", "") or "/nonexistent")
+    # RecBole names a run's files by its start time, so an interrupted run's -last.pth has
+    # another name than this run's: take the newest one in this row's own folder.
+    lasts = sorted(checkpoint_dir.glob("*-last.pth"), key=lambda p: p.stat().st_mtime)
+    last = lasts[-1] if lasts and hasattr(trainer, "last_checkpoint_file") else Path("/nonexistent")
     curve_file = checkpoint_dir / "valid_curve.json"  # survives a resume, as the checkpoint does
     curve = []
     if last.is_file():
