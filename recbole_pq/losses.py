@@ -71,13 +71,12 @@ class _TiedSoftmaxCE(torch.autograd.Function):
         work = torch.empty(block_size, n_items, dtype=exact, device=query.device) if low_precision else None
         for start in range(0, n_rows, rows):
             end = min(n_rows, start + rows)
+            block = probs[start:end] if keep_probs else probs[:end - start]
             if low_precision:
-                out = probs[start:end] if keep_probs else probs[:end - start]
-                log_norm[start:end] = _low_precision_probabilities(query_c[start:end], table_c, work[:end - start], out)
-                continue
-            block = probs[start:end] if keep_probs else probs[:end - start]  # computed where it is kept
-            torch.mm(query_c[start:end], table_c.T, out=block)
-            log_norm[start:end] = _probabilities_(block)
+                log_norm[start:end] = _low_precision_probabilities(query_c[start:end], table_c, work[:end - start], block)
+            else:  # the block is computed where it is kept
+                _logits(query_c[start:end], table_c, block, low_precision)
+                log_norm[start:end] = _probabilities_(block)
         target_logits = (query * table[targets]).sum(dim=1)
         ctx.rows, ctx.exact = rows, exact
         ctx.save_for_backward(query_c, table_c, targets, probs if keep_probs else log_norm)
@@ -138,7 +137,7 @@ def softmax_cross_entropy(query: torch.Tensor, table: torch.Tensor, targets: tor
     """Mean CE of (P, d) states against every row of the (N, d) item table (row 0 is padding,
     never a target nor a prediction) for (P,) target ids: equals
     ``F.cross_entropy(logits with column 0 at -inf, targets)``.  ``block_rows``: rows of
-    logits per block (default: ~4 MB of them); ``keep_probs``: keep the (P, N) probabilities
+    logits per block (default: 256, fewer when a block would pass ~64 MB); ``keep_probs``: keep the (P, N) probabilities
     for the backward (default: when they fit in ``CE_PROBS_BYTES``) or recompute them.
     Under autocast (``train_precision: bf16``) the logits and gradient products run in
     autocast's dtype with float32 accumulation; the softmax and the loss stay float32."""
