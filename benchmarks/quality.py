@@ -264,7 +264,8 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     values = metric_values(test_result, spec.protocol)
 
     scorers_agree = None
-    if spec.protocol != "uni100" and (config["scorer"] or "default") != "default":
+    scorer_used = type(model).scorer_name(config) if hasattr(model, "scorer_name") else config["scorer"] or "default"
+    if spec.protocol != "uni100" and scorer_used != "default":
         fast_scorer = model.scorer
         default_scorer = make_scorer("default", config["pq_chunk_size"], config["pq_backend"])
         model.scorer = default_scorer
@@ -277,7 +278,7 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         scorers_agree = default_values == values or same_topk_scores(model, test, fast_scorer, default_scorer,
                                                                       max(config["topk"]))
         if not scorers_agree:
-            print(f"[{spec.name}] WARNING: scorer {config['scorer']} gives {values}, default {default_values} "
+            print(f"[{spec.name}] WARNING: scorer {scorer_used} gives {values}, default {default_values} "
                   "with different top-k scores", flush=True)
     stored, dense = item_table_bytes(model)
     base = {
@@ -288,7 +289,7 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         "valid_curve": curve, "valid_metric": config["valid_metric"],
         "train_precision": config["train_precision"], "train_length_buckets": config["train_length_buckets"],
         "item_table_mb": round(stored / 2**20, 4), "dense_item_table_mb": round(dense / 2**20, 4),
-        "compression": round(dense / stored, 2), "scorer": config["scorer"] or "default",
+        "compression": round(dense / stored, 2), "scorer": scorer_used,
         "scorers_agree": scorers_agree, "budget": budget, "settings": settings,
         "valid": metric_values(best_valid or {}, spec.protocol) if best_valid else None,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEFAULT_MODEL = "SASRecJPQ"
 DEFAULT_DATASET = "ml-100k"
@@ -23,8 +24,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     )
     parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"data set name (default {DEFAULT_DATASET})")
-    parser.add_argument("--config_files", nargs="+", default=None,
-                        help="YAML files, later ones win (a single space-separated string also works)")
+    parser.add_argument("--config_files", nargs="+", action="extend", default=None,
+                        help="YAML files, later ones win; the flag may repeat, and a path with spaces is "
+                             "given quoted (a single space-separated string of paths also works)")
     parser.add_argument("--tune", metavar="TUNE_YAML", help="run a Ray Tune sweep described by this file")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_CHECKPOINT",
                         help="training: continue from a run's '-last.pth' file; with --tune: continue a killed sweep")
@@ -32,8 +34,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser.add_argument("--tune-dir", help="with --tune: where sweeps are kept (default ./ray_results)")
     args, rest = parser.parse_known_args(argv)
     if args.config_files:
-        args.config_files = [f for item in args.config_files for f in item.split()]
+        args.config_files = [f for item in args.config_files for f in config_file_paths(item)]
     return args, parse_key_values(rest)
+
+
+def config_file_paths(item: str) -> list[str]:
+    """One --config_files value: a path as given when it exists (it may hold spaces),
+    otherwise RecBole's form, several paths separated by spaces."""
+    return [item] if Path(item).exists() or not item.strip() else item.split()
 
 
 def parse_key_values(rest: list[str]) -> dict[str, str]:

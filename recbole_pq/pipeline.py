@@ -20,6 +20,13 @@ from recbole.utils import get_trainer, init_logger, init_seed, set_color
 
 from recbole_pq import compat
 from recbole_pq.batching import bucket_by_length, check_bucket_config
+from recbole_pq.config_checks import (
+    check_dataset_name,
+    check_numeric_keys,
+    check_run_names,
+    check_valid_metric,
+    read_config_file,
+)
 from recbole_pq.data import (
     PROJECT_ROOT,
     TRAIN_MODES,
@@ -43,10 +50,9 @@ def property_files(model_name: str, dataset: str) -> list[str]:
 
 
 def user_config_files(config_file_list) -> list[str]:
-    """The user's --config_files, each checked to exist."""
+    """The user's --config_files, each checked to be a YAML mapping (file and line named if not)."""
     for user_file in config_file_list or []:
-        if not Path(user_file).is_file():
-            raise ConfigError(f"Config file '{user_file}' does not exist.")
+        read_config_file(user_file)
     return [str(f) for f in config_file_list or []]
 
 
@@ -77,16 +83,30 @@ def check_user_keys(config: Config, our_files: list[str]) -> None:
 
 def build_config(model: str, dataset: str, config_file_list=None, config_dict=None) -> Config:
     """RecBole Config with the plugin's layers; checks the plugin-level keys."""
+    check_dataset_name(dataset)
     model_class = get_model_class(model)
     ours = property_files(model_class.__name__, dataset)
+    user_files = user_config_files(config_file_list)
+    check_run_names(user_files, model, dataset)
     with compat.isolated_argv():
-        config = Config(model=model_class, dataset=dataset, config_file_list=ours + user_config_files(config_file_list),
-                        config_dict=dict(config_dict or {}))
+        try:
+            config = Config(model=model_class, dataset=dataset, config_file_list=ours + user_files,
+                            config_dict=dict(config_dict or {}))
+        except ConfigError:
+            raise
+        except ValueError as err:  # RecBole's own value checks (topk, metrics, ...) name the value
+            raise ConfigError(f"{err}") from err
     check_user_keys(config, ours)
+    check_numeric_keys(config)
+    check_valid_metric(config)
     if hasattr(model_class, "check_config"):
         model_class.check_config(config)
-    if dataset != "ml-100k":  # RecBole always reads ml-100k from its wheel
+    if dataset != "ml-100k":
         config["data_path"] = resolve_data_path(config["data_path"])
+    else:  # RecBole reads ml-100k from its wheel whatever data_path says: a user's own copy wins
+        user_copy = _user_ml100k(config)
+        if user_copy:
+            config["data_path"] = user_copy
     _check_train_mode(config, model_class)
     check_bucket_config(config["train_length_buckets"])
     check_precision_config(config["train_precision"])
@@ -140,11 +160,48 @@ def setup(model: str, dataset: str, config_file_list=None, config_dict=None):
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
+    _say_where_training_runs(config)
+    _say_which_data(config)
     data = load_data(config)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model_obj = config.model_class(config, data[0]._dataset).to(config["device"])
     logger.info(model_obj)
     return config, data, model_obj, make_trainer(config, model_obj)
+
+
+def _user_data_path(config: Config) -> str | None:
+    """data_path when the user set it (command line or their files), not overall.yaml's default."""
+    given = {**config.file_config_dict, **config.variable_config_dict}.get("data_path")
+    default = (yaml.safe_load((PROPERTIES / "overall.yaml").read_text()) or {}).get("data_path")
+    return given if given and given != default else None
+
+
+def _user_ml100k(config: Config) -> str | None:
+    """The user's ml-100k folder when their data_path holds ml-100k/ml-100k.inter."""
+    given = _user_data_path(config)
+    if not given:
+        return None
+    folder = resolve_data_path(str(Path(given) / "ml-100k"))
+    return folder if (Path(folder) / "ml-100k.inter").is_file() else None
+
+
+def _say_which_data(config: Config) -> None:
+    if config["dataset"] != "ml-100k" or not _user_data_path(config):
+        return
+    if _user_ml100k(config) == config["data_path"]:
+        getLogger().warning("ml-100k: using your files in %s, not RecBole's bundled copy.", config["data_path"])
+    else:
+        getLogger().warning("data_path=%s holds no ml-100k/ml-100k.inter: using RecBole's bundled ml-100k at %s.",
+                            _user_data_path(config), config["data_path"])
+
+
+def _say_where_training_runs(config: Config) -> None:
+    """RecBole falls back to the CPU without a word when a GPU was asked for but CUDA is absent."""
+    import torch
+
+    asked = {**config.file_config_dict, **config.variable_config_dict}.get("gpu_id")
+    if asked not in (None, "") and not torch.cuda.is_available():
+        getLogger().warning("gpu_id=%s was given but CUDA is not available here: training runs on the CPU.", asked)
 
 
 def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved: bool = True,

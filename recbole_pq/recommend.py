@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--history", action="append", required=True, help="item tokens separated by spaces")
     parser.add_argument("--k", type=int, default=10, help="recommendations per history (default 10)")
     parser.add_argument("--keep-seen", action="store_true", help="may recommend items of the history")
-    parser.add_argument("--scorer", help="default | recjpq | pqtopk | prune (default: fastest for the model)")
+    parser.add_argument("--scorer", help="auto | default | recjpq | pqtopk | prune (auto, the default: pqtopk for compressed items, "
+                                             "default for dense ones)")
     parser.add_argument("--shards", type=int, help="score with the codes sharded over this many Ray actors")
     parser.add_argument("--ray-address", help="a running Ray cluster (default: a local Ray)")
     args = parser.parse_args(argv)

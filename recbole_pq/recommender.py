@@ -10,6 +10,7 @@ actors (``shards=S``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class Recommender:
 
             model.scorer = ShardedScorer(model.items, shards, ray_address, shard_dir)
             return
-        chosen = scorer or ("pqtopk" if has_codes else "default")
+        chosen = scorer if scorer not in (None, "auto") else ("pqtopk" if has_codes else "default")
         new_scorer = make_scorer(chosen)  # unknown names fail here, naming the allowed ones
         if chosen != "default" and not has_codes:
             raise ConfigError(f"scorer='{chosen}' needs compressed items; {type(model).__name__} "
@@ -138,6 +139,8 @@ class Recommender:
 
     def _results(self, query, seen: list[set], k: int, exclude_seen: bool) -> list[dict]:
         check_k(k, len(self.tokens))
+        if not isinstance(exclude_seen, bool):
+            raise ConfigError(f"exclude_seen={exclude_seen!r} must be True or False.")
         exclude = None
         if exclude_seen:
             width = max((len(s) for s in seen), default=0)
@@ -159,6 +162,14 @@ class Recommender:
         Returns one ``{"items": [token, ...], "scores": [float, ...]}`` per history, best
         first.  ``exclude_seen`` drops the history's own items (fewer than k remain only
         when the history covers nearly the whole catalogue)."""
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+            raise ConfigError(f"recommend takes a list of histories, not {type(histories).__name__} {histories!r}.")
+        for index, history in enumerate(histories):
+            if isinstance(history, (str, bytes)):
+                continue  # item_ids names this mistake
+            if not isinstance(history, (Sequence, np.ndarray)):
+                raise ConfigError(f"histories[{index}] is {history!r} ({type(history).__name__}); each history is "
+                                  f"a list of item tokens; for one user write recommend([[...]]).")
         if not histories:
             return []
         id_lists = [self.item_ids(history) for history in histories]

@@ -21,6 +21,8 @@ them, agree.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -34,7 +36,10 @@ PADDING_ID = 0
 
 def check_k(k: int, n_items: int) -> None:
     """k must be a positive count of recommendable items (item 0 is padding)."""
-    if not isinstance(k, int) or k < 1 or k > n_items - 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ConfigError(f"top-k k={k!r} is not allowed: k must be an integer ({type(k).__name__} given), "
+                          f"1 <= k <= {n_items - 1}.")
+    if k < 1 or k > n_items - 1:
         raise ConfigError(f"top-k k={k} is not allowed: the catalogue has {n_items - 1} items, so 1 <= k <= {n_items - 1}.")
 
 
@@ -253,6 +258,9 @@ class PruneScorer(PQTopKScorer):
 
 
 SCORERS = ("default", "recjpq", "pqtopk", "prune")
+# Config values of ``scorer``: the scorers, plus ``auto`` (resolved by the model: pqtopk for
+# compressed items, default for dense ones).
+SCORER_CHOICES = ("auto", *SCORERS)
 PQ_BACKENDS = ("auto", "numba", "torch")
 
 
@@ -266,4 +274,4 @@ def make_scorer(name: str, chunk_size: int = 16384, backend: str = "auto") -> Sc
         return PQTopKScorer(chunk_size, backend)
     if name == "prune":
         return PruneScorer(chunk_size)
-    raise ConfigError(f"scorer='{name}' is not supported; use one of {list(SCORERS)}.")
+    raise ConfigError(f"scorer='{name}' is not supported; use one of {list(SCORER_CHOICES)}.")

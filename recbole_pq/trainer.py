@@ -19,7 +19,7 @@ import random
 
 import numpy as np
 
-from recbole_pq.checkpoint import CheckpointError, load_checkpoint, plain, plain_config, save_checkpoint
+from recbole_pq.checkpoint import CheckpointError, load_checkpoint, load_weights, plain, plain_config, save_checkpoint
 from recbole_pq.precision import autocast_dtype
 
 # What the collector can be asked for that a top-k list cannot provide.
@@ -116,7 +116,7 @@ class PQTrainer(Trainer):
 
     def _load_model_weights(self, path, checkpoint=None) -> dict:
         checkpoint = checkpoint or load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(checkpoint["state_dict"])
+        load_weights(self.model, checkpoint, path, self.config)
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.logger.info(f"Loading model structure and parameters from {path}")
         return checkpoint

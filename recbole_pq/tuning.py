@@ -35,10 +35,10 @@ def metric_key(metric: str) -> str:
 
 
 def load_tune_file(path) -> dict:
+    from recbole_pq.config_checks import read_config_file
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Tune file '{path}' does not exist.")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_config_file(path, what="Tune file")
     unknown = set(spec) - TUNE_KEYS
     if unknown:
         raise ConfigError(f"Tune file {path}: unknown keys {sorted(unknown)}; allowed: {sorted(TUNE_KEYS)}.")
@@ -71,12 +71,31 @@ def check_spec(spec: dict, config) -> None:
             raise ConfigError(f"search_space key '{key}' is not a config key of {config['model']}.{hint}")
         if not (isinstance(rule, dict) and len(rule) == 1 and next(iter(rule)) in SPACE_KINDS):
             raise ConfigError(f"search_space '{key}': write one of {list(SPACE_KINDS)}, e.g. {{grid: [4, 8]}}; got {rule}.")
+        check_rule_arguments(key, *next(iter(rule.items())))
     for key in spec["config"]:
         if key not in known:
             raise ConfigError(f"config key '{key}' in the tune file is not a config key of {config['model']}.")
     produced = [f"{m.lower()}@{k}" for m in config["metrics"] for k in config["topk"]]
     if spec["metric"].lower() not in produced:
         raise ConfigError(f"metric '{spec['metric']}' is not produced by the evaluator; it produces {produced}.")
+
+
+def check_rule_arguments(key: str, kind: str, args) -> None:
+    """grid/choice take a non-empty list; uniform/loguniform/randint take [low, high], low < high."""
+    if kind in ("grid", "choice"):
+        if not isinstance(args, list) or not args:
+            raise ConfigError(f"search_space '{key}': {kind} takes a non-empty list of values, e.g. {{{kind}: [4, 8]}}; "
+                              f"got {args!r}.")
+        return
+    number = int if kind == "randint" else (int, float)
+    ok = (isinstance(args, list) and len(args) == 2 and all(isinstance(a, number) and not isinstance(a, bool)
+                                                            for a in args) and args[0] < args[1])
+    if ok and kind == "loguniform":
+        ok = args[0] > 0
+    if not ok:
+        lower = " > 0" if kind == "loguniform" else ""
+        raise ConfigError(f"search_space '{key}': {kind} takes [low, high] with low{lower} < high"
+                          f"{' (integers)' if kind == 'randint' else ''}; got {args!r}.")
 
 
 def ray_space(space: dict) -> dict:
@@ -158,11 +177,7 @@ def sweep(model: str, dataset: str, tune_file, config_files=None, settings=None,
     storage = Path(tune_dir or "ray_results").resolve()
     name = f"{model}-{dataset}-{spec['name']}"
     experiment = storage / name
-    if resume and not experiment.is_dir():
-        raise ConfigError(f"--resume: no sweep to resume at {experiment}.")
-    if not resume and experiment.is_dir():
-        raise ConfigError(f"A sweep already exists at {experiment}: pass --resume to continue it, "
-                          f"or --tune-dir for a new place (nothing is overwritten).")
+    check_sweep_folder(experiment, resume)
 
     import ray
     from ray import tune
@@ -201,6 +216,27 @@ def sweep(model: str, dataset: str, tune_file, config_files=None, settings=None,
     table = results_table(grid, list(spec["search_space"]), key, spec["mode"])
     write_outputs(table, experiment, model, dataset, fixed, key, spec["mode"])
     return table
+
+
+def check_sweep_folder(experiment: Path, resume: bool) -> None:
+    """--resume needs Ray's saved state; a new sweep never writes over one that has any.
+    A folder left by a sweep killed before Ray saved anything holds nothing to keep: a new
+    sweep reuses it (telling the user to --resume would be a dead end)."""
+    from ray import tune
+
+    restorable = experiment.is_dir() and tune.Tuner.can_restore(str(experiment))
+    if resume and not restorable:
+        where = "nothing there" if not experiment.is_dir() else "no state saved by Ray there (tuner.pkl)"
+        raise ConfigError(f"--resume: no sweep to resume at {experiment} ({where}); run without --resume "
+                          f"to start it.")
+    if not resume and experiment.is_dir():
+        results = [p for p in experiment.glob("*/result.json") if p.stat().st_size]
+        if restorable:
+            raise ConfigError(f"A sweep already exists at {experiment}: pass --resume to continue it, "
+                              f"or --tune-dir for a new place (nothing is overwritten).")
+        if results:
+            raise ConfigError(f"{experiment} holds trial results but no state Ray can resume from; move it "
+                              f"away or pass --tune-dir for a new place (nothing is overwritten).")
 
 
 def results_table(grid, params: list, key: str, mode: str):

@@ -1,6 +1,7 @@
 """The bad-input table: every case raises a named exception whose message names the
 offending value.  docs/RELIABILITY.md lists the same cases (checked below)."""
 
+import argparse
 import re
 import numpy as np
 import pytest
@@ -99,6 +100,45 @@ def _sharded_dense(env):
     ShardedScorer(_recommender(env, "gBERT4Rec").model.items, 2)
 
 
+def _yaml_case(name, text):
+    return lambda env: build_config("SASRecJPQ", "ml-100k", config_file_list=[str(_written(env, name, text))])
+
+
+def _resume_other_shape(env):
+    """A -last.pth of a run with pq_b=16, resumed by a run with pq_b=8."""
+    from recbole_pq.trainer import PQTrainer
+
+    settings = {**TINY, "data_path": str(env["data"]), "checkpoint_dir": str(env["tmp"] / "shape")}
+    _, _, model, trainer = setup("SASRecJPQ", "ml-1m", config_dict=settings)
+    last = env["tmp"] / "shape-last.pth"
+    save_checkpoint({**trainer._checkpoint_state(0), "rng": {}}, last)
+    _, _, _, other = setup("SASRecJPQ", "ml-1m", config_dict={**settings, "pq_b": 8})
+    PQTrainer.resume_checkpoint(other, last)
+
+
+def _stock_recbole_checkpoint(env):
+    path = env["tmp"] / "recbole.pth"
+    torch.save({"config": argparse.Namespace(model="SASRec"), "state_dict": {}}, path)  # pickles an object
+    load_checkpoint(path)
+
+
+def _written(env, name, text):
+    path = env["tmp"] / name
+    path.write_text(text)
+    return path
+
+
+def _sweep(env, name, resume, make_folder):
+    from recbole_pq.tuning import sweep
+    import yaml
+
+    tune_file = env["tmp"] / f"{name}.yaml"
+    tune_file.write_text(yaml.safe_dump({"name": name, "search_space": {"pq_m": {"grid": [2]}}}))
+    if make_folder:
+        (env["tmp"] / "sweeps" / f"SASRecJPQ-ml-100k-{name}").mkdir(parents=True)
+    sweep("SASRecJPQ", "ml-100k", tune_file, resume=resume, tune_dir=env["tmp"] / "sweeps")
+
+
 # (case id, what goes wrong, callable, exception, pattern the message must contain)
 CASES = [
     ("unknown-model", "model name not found", lambda env: recbole_pq.get_model_class("SASRecJQP"), ConfigError,
@@ -149,7 +189,7 @@ CASES = [
     ("lisa-decay", "negative decay", model_case("SASRecLISA", lisa_decay=-1.0), ConfigError, r"lisa_decay=-1.0"),
     ("lisa-codewords", "fewer than 2 codewords", model_case("SASRecLISA", lisa_W=1), ConfigError,
      r"lisa_B/lisa_W=8/1"),
-    ("lisa-soft-scorer", "soft variant with a PQ scorer", model_case("SASRecLISA", lisa_variant="soft"),
+    ("lisa-soft-scorer", "soft variant with a PQ scorer", model_case("SASRecLISA", lisa_variant="soft", scorer="pqtopk"),
      ConfigError, r"lisa_variant=soft scores full item embeddings"),
     ("codebook-width", "vectors of another width than the codebooks",
      lambda env: CodebookQuantizer(2, 4, 8).assign(torch.randn(3, 6)), ValueError, r"width 6 .* D=8"),
@@ -204,6 +244,72 @@ CASES = [
      ConfigError, r"train_length_buckets=-2 must be an integer >= 0"),
     ("eval-exclude-history", "eval_exclude_history not a bool", config_case("SASRecJPQ", eval_exclude_history="yes"),
      ConfigError, r"eval_exclude_history='yes' must be true or false"),
+    ("epochs-negative", "negative epochs (ran untrained before)", config_case("SASRecJPQ", epochs=-1), ConfigError,
+     r"epochs=-1 is not allowed: must be an integer >= 1"),
+    ("epochs-zero", "zero epochs", config_case("SASRecJPQ", epochs=0), ConfigError, r"epochs=0 .* integer >= 1"),
+    ("epochs-float", "fractional epochs", config_case("SASRecJPQ", epochs=1.5), ConfigError,
+     r"epochs=1.5 .* an integer"),
+    ("learning-rate-zero", "learning rate 0 (trained nothing before)", config_case("SASRecJPQ", learning_rate=0),
+     ConfigError, r"learning_rate=0 .* a number > 0"),
+    ("learning-rate-text", "learning rate not a number", config_case("SASRecJPQ", learning_rate="abc"), ConfigError,
+     r"learning_rate='abc' .* a number > 0"),
+    ("hidden-size-text", "hidden size not a number", config_case("SASRecJPQ", hidden_size="abc"), ConfigError,
+     r"hidden_size='abc' .* an integer >= 1"),
+    ("hidden-size-float", "hidden size with a fraction part", config_case("SASRecJPQ", hidden_size=16.0),
+     ConfigError, r"hidden_size=16.0 .* an integer >= 1"),
+    ("max-length-zero", "no history positions", config_case("SASRecJPQ", MAX_ITEM_LIST_LENGTH=0), ConfigError,
+     r"MAX_ITEM_LIST_LENGTH=0 .* an integer >= 1"),
+    ("batch-size-zero", "empty training batches", config_case("SASRecJPQ", train_batch_size=0), ConfigError,
+     r"train_batch_size=0 .* an integer >= 1"),
+    ("dropout-one", "dropout that drops everything", config_case("SASRecJPQ", hidden_dropout_prob=1.0), ConfigError,
+     r"hidden_dropout_prob=1.0 .* in \[0, 1\)"),
+    ("topk-zero", "a top-k cut-off of 0", config_case("SASRecJPQ", topk=[0, 10]), ConfigError, r"topk must be a positive integer .*`0`"),
+    ("valid-metric-topk", "valid metric at a cut-off not computed (KeyError after epoch 1 before)",
+     config_case("SASRecJPQ", valid_metric="NDCG@20", topk=[10]), ConfigError,
+     r"valid_metric='NDCG@20' is not computed .*ndcg@10"),
+    ("valid-metric-name", "valid metric not among metrics", config_case("SASRecJPQ", valid_metric="AUC"),
+     ConfigError, r"valid_metric='AUC' is not computed"),
+    ("dataset-path", "a path as data set name (pasted into the log path before)",
+     config_case("SASRecJPQ", dataset="../../../etc/passwd"), ConfigError,
+     r"dataset='../../../etc/passwd' is not a data set name"),
+    ("config-empty", "empty YAML file", _yaml_case("empty.yaml", "# nothing\n"), ConfigError,
+     r"empty\.yaml' is empty"),
+    ("config-malformed", "YAML syntax error", _yaml_case("bad.yaml", "pq_m: 4\nhidden_size: [16\n"), ConfigError,
+     r"bad\.yaml' is not valid YAML at line 3"),
+    ("config-tab", "YAML indented with a tab", _yaml_case("tab.yaml", "pq_m: 4\n\thidden_size: 16\n"), ConfigError,
+     r"tab\.yaml' is not valid YAML at line 2.*spaces, not tabs"),
+    ("config-list", "YAML whose top level is a list", _yaml_case("list.yaml", "- pq_m: 4\n"), ConfigError,
+     r"list\.yaml' must hold 'key: value' lines"),
+    ("config-folder", "a folder given as config file",
+     lambda env: build_config("SASRecJPQ", "ml-100k", config_file_list=[str(env["tmp"])]), ConfigError,
+     r"is a folder"),
+    ("config-other-model", "a config file naming another model (ignored before)",
+     _yaml_case("model.yaml", "model: gBERT4RecJPQ\n"), ConfigError,
+     r"model\.yaml' sets model: gBERT4RecJPQ but this run's model is 'SASRecJPQ'"),
+    ("resume-other-shape", "--resume with other shape settings (raw size mismatch before)", _resume_other_shape,
+     CheckpointError, r"settings changed since it was written: pq_b: 16 -> 8"),
+    ("checkpoint-recbole", "a stock RecBole checkpoint (torch advised weights_only=False before)",
+     _stock_recbole_checkpoint, CheckpointError, r"recbole\.pth is not a recbole-pq checkpoint: it holds pickled"),
+    ("checkpoint-folder", "a folder given as checkpoint", lambda env: load_checkpoint(env["tmp"]), CheckpointError,
+     r"is a folder; give a \.pth file"),
+    ("serve-k-string", "k given as a string", lambda env: _recommender(env).recommend([["1"]], k="5"), ConfigError,
+     r"k='5' is not allowed: k must be an integer \(str given\)"),
+    ("serve-k-bool", "k given as True (one item before)", lambda env: _recommender(env).recommend([["1"]], k=True),
+     ConfigError, r"k=True is not allowed"),
+    ("serve-flat-history", "one history not wrapped in a list (TypeError before)",
+     lambda env: _recommender(env).recommend([242]), ConfigError, r"histories\[0\] is 242 \(int\).*recommend\(\[\["),
+    ("serve-exclude-seen", "exclude_seen not a bool",
+     lambda env: _recommender(env).recommend([["1"]], exclude_seen="no"), ConfigError,
+     r"exclude_seen='no' must be True or False"),
+    ("tune-grid-scalar", "grid over a number, not a list (failed inside Ray before)", tune_case({"pq_m": {"grid": 4}}),
+     ConfigError, r"grid takes a non-empty list of values.*got 4"),
+    ("tune-uniform-order", "uniform with low >= high", tune_case({"learning_rate": {"uniform": [0.1, 0.01]}}),
+     ConfigError, r"uniform takes \[low, high\]"),
+    ("tune-malformed", "tune file that is not valid YAML",
+     lambda env: load_tune_file(_written(env, "t-bad.yaml", "search_space: {pq_m: [2\n")), ConfigError,
+     r"Tune file .*t-bad\.yaml' is not valid YAML at line"),
+    ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
+     lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]
 
 

@@ -43,7 +43,7 @@ def test_foreign_pickle_is_refused(tmp_path):
             return (print, ("this must never run",))
 
     path.write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(CheckpointError, match=r"evil\.pth cannot be read"):
+    with pytest.raises(CheckpointError, match=r"evil\.pth is not a recbole-pq checkpoint: it holds pickled"):
         load_checkpoint(path)
 
 

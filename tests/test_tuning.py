@@ -14,7 +14,7 @@ import yaml
 from recbole_pq.data import PROJECT_ROOT
 from recbole_pq.errors import ConfigError
 from recbole_pq.pipeline import build_config
-from recbole_pq.tuning import check_spec, load_tune_file, pareto_front, sweep
+from recbole_pq.tuning import check_spec, check_sweep_folder, load_tune_file, pareto_front, sweep
 
 TINY = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 20,
         "pq_b": 16, "epochs": 1, "eval_batch_size": 256}
@@ -57,6 +57,20 @@ def test_failing_trial_is_reported_not_fatal(ml1m_slice, tmp_path):
     assert "pq_m=3" in table.loc[table["pq_m"] == 3, "error"].iloc[0]
 
 
+def _terminated_trial_ids(experiment) -> list[str]:
+    """Trials that Ray's own saved experiment state marks TERMINATED: the state a restore reads,
+    so those trials are skipped on resume. A state file caught mid-write reads as no trial."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    if not states:
+        return []
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+        trials = [json.loads(trial_json) for trial_json, _ in trial_data]
+    except (ValueError, KeyError):
+        return []
+    return [t["trial_id"] for t in trials if t.get("status") == "TERMINATED"]
+
+
 def test_killed_sweep_resumes_without_rerunning_finished_trials(ml1m_slice, tmp_path):
     tune_file = _tune_file(tmp_path, {"pq_m": {"grid": [2, 4]}}, config={**TINY, "epochs": 3})
     runs = tmp_path / "runs"
@@ -65,19 +79,21 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ml1m_slice, tmp_
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     experiment = runs / "SASRecJPQ-ml-1m-t"
     deadline = time.time() + 240
-    finished = []
-    while time.time() < deadline and not finished:
-        time.sleep(1)
-        finished = [p for p in experiment.glob("*/result.json") if "checkpoint" in p.read_text()]
+    terminated = []
+    while time.time() < deadline and not terminated and proc.poll() is None:
+        time.sleep(0.5)
+        terminated = _terminated_trial_ids(experiment)
     os.killpg(proc.pid, signal.SIGKILL)  # as a crash would: no clean shutdown
     proc.wait()
-    assert finished, "no trial finished before the deadline"
-    first_reports = finished[0].read_text().count('"checkpoint"')
+    assert terminated, "no trial was recorded as finished before the deadline"
+    [finished] = [p for p in experiment.glob(f"*{terminated[0]}*/result.json")]
+    first_reports = finished.read_text().count('"checkpoint"')
+    assert first_reports == 1, "a finished trial has exactly one final report"
     result = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     csv = pd.read_csv(experiment / "results.csv")
     assert len(csv) == 2 and set(csv["status"]) == {"DONE"}, csv
-    assert finished[0].read_text().count('"checkpoint"') == first_reports  # not rerun
+    assert finished.read_text().count('"checkpoint"') == first_reports  # not rerun
     subprocess.run(["ray", "stop", "--force"], capture_output=True)
 
 
@@ -98,6 +114,19 @@ def test_bad_specs_fail_before_ray(ml1m_slice, tmp_path):
     with pytest.raises(ConfigError, match="no sweep to resume"):
         sweep("SASRecJPQ", "ml-1m", _tune_file(tmp_path, {"pq_m": {"grid": [2]}}),
               settings={"data_path": str(ml1m_slice)}, resume=True, tune_dir=tmp_path / "none")
+
+
+def test_sweep_folder_left_empty_by_a_kill_is_reused_not_a_dead_end(tmp_path):
+    experiment = tmp_path / "SASRecJPQ-ml-100k-t"
+    experiment.mkdir()
+    check_sweep_folder(experiment, resume=False)  # nothing to keep: a new sweep may start there
+    with pytest.raises(ConfigError, match="no sweep to resume .*no state saved by Ray"):
+        check_sweep_folder(experiment, resume=True)
+    trial = experiment / "trial_0"
+    trial.mkdir()
+    (trial / "result.json").write_text('{"valid_ndcg_at_10": 0.1}\n')
+    with pytest.raises(ConfigError, match="holds trial results but no state Ray can resume from"):
+        check_sweep_folder(experiment, resume=False)
 
 
 def test_pareto_front():

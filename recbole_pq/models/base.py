@@ -47,13 +47,25 @@ class PQSequentialRecommender(SequentialRecommender):
         """Checks that need no data: run by build_config, so a typo fails in the first second."""
         check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"])
         check_exclude_history(config["eval_exclude_history"])
-        make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
+        make_scorer(cls.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
         if cls.item_table == "codes":
             check_pq_config(config)
         elif cls.item_table == "dense":
             twin = next((c.__name__ for c in cls.__subclasses__() if c.item_table == "codes"), None)
             cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table"
                                              + (f" ({twin} has codes)" if twin else ""))
+
+    @classmethod
+    def compressed_items(cls, config) -> bool:
+        """Whether this configuration's item table has codes (the PQ scorers need them)."""
+        return cls.item_table == "codes"
+
+    @classmethod
+    def scorer_name(cls, config) -> str:
+        """``scorer: auto`` (the default): the PQ scan for compressed tables, matmul for dense ones."""
+        if config["scorer"] == "auto":
+            return "pqtopk" if cls.compressed_items(config) else "default"
+        return config["scorer"]
 
     def build_item_table(self, config, dataset):
         """The item table named by ``item_table``."""
@@ -70,7 +82,7 @@ class PQSequentialRecommender(SequentialRecommender):
         check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)  # the catalogue bound
         self.train_mode = config["train_mode"]
         self.TARGET_SEQ = target_list_field(config)
-        self.scorer = make_scorer(config["scorer"], config["pq_chunk_size"], config["pq_backend"])
+        self.scorer = make_scorer(self.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
         self.initializer_range = config["initializer_range"]
         self.eval_exclude_history = check_exclude_history(config["eval_exclude_history"])
         # Original item tokens by id (id 0 = padding): saved in checkpoints so a served
@@ -80,7 +92,7 @@ class PQSequentialRecommender(SequentialRecommender):
     @staticmethod
     def require_dense_scorer(config, why: str) -> None:
         """Dense item tables have no codes: only the ``default`` scorer can rank them."""
-        if config["scorer"] != "default":
+        if config["scorer"] not in ("default", "auto"):
             raise ConfigError(f"scorer='{config['scorer']}' needs compressed items, but {why}: use scorer=default.")
 
     def _init_weights(self, module):

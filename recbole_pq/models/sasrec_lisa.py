@@ -67,6 +67,10 @@ class SASRecLISA(PQSequentialRecommender):
         return item_books, item_books if config["lisa_variant"] == "base" else (config["lisa_seq_B"], config["lisa_seq_W"])
 
     @classmethod
+    def compressed_items(cls, config) -> bool:
+        return config["lisa_variant"] != "soft"  # soft learns a full embedding per item
+
+    @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
         variant = config["lisa_variant"]
