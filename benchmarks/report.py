@@ -458,12 +458,34 @@ def sharded_section(data: dict) -> list[str]:
     return lines
 
 
+def scoring_load_section(data: dict) -> list[str]:
+    loads = [c for c in data["records"][0]["ms_per_user"] if c != "quiet"]
+    flags = ", ".join(f for f, on in data["flags"].items() if on)
+    lines = ["## Scoring under load: another process on the cores", "",
+             f"Command: `{data['command']}` — CPU: {data['cpu']} ({flags}), {data['cpu_count']} cores, "
+             f"{data['threads']} scan threads. Fused scan, {data['n_items']:,} items, d = {data['dim']}, one user, "
+             "top-10; each variant in its own process, quiet and loaded blocks alternating (medians). "
+             f"Target: {data['target']}.", "",
+             "| variant | quiet ms | " + " | ".join(f"{c} ms (× quiet)" for c in loads) + " |",
+             "|---|---|" + "---|" * len(loads)]
+    for r in data["records"]:
+        ms = r["ms_per_user"]
+        lines.append(f"| {r['variant']} | {ms['quiet']:.3g} | "
+                     + " | ".join(f"{ms[c]:.3g} ({r['slowdown'][c]:.2f}×)" for c in loads) + " |")
+    return lines + ["", "The default starts numba's OpenMP threads with `OMP_WAIT_POLICY=passive` (threads sleep "
+                    "between scans instead of spinning against the process that shares their core; torch's own "
+                    "OpenMP runtime and child processes keep their settings; a user's own `OMP_WAIT_POLICY` wins) "
+                    "and hands item ranges to threads one at a time, so a thread on a busy core takes fewer "
+                    "ranges (`recbole_pq/pq_kernels.py`).", "", "![scoring under load](benchmarks/scoring_load.png)"]
+
+
 def main() -> int:
     parts = ["# Performance", "", "Every number below is rendered by `python benchmarks/report.py` from the JSON "
              "files in `docs/benchmarks/`, which the commands shown wrote. Ratios are taken within one run; the "
              "machine is shared and noisy, so absolute times vary by run.", ""]
     for name, section in (("scoring.json", targets_section), ("scoring.json", scoring_section),
                           ("scoring-batches.json", batches_section), ("scoring.json", prune_section),
+                          ("scoring_load.json", scoring_load_section),
                           ("attention.json", attention_section),
                           ("sharded.json", sharded_section),
                           ("training_epochs.json", training_epochs_section),

@@ -3,6 +3,7 @@
     python benchmarks/scoring.py            # N = 1e4 .. 1e9, d = 64 and 512, batch 1 and 64
     python benchmarks/scoring.py --quick    # under 2 minutes: N <= 1e6, batch 1
     python benchmarks/scoring.py --json PATH --max-n 1e8
+    python benchmarks/scoring.py --load     # 1M items, quiet vs another process busy (scoring_load.json)
 
 Synthetic, seeded codes (m = 8, b = 256, uint8) and random sub-item tables.  Each
 catalogue size runs in a fresh process (so peak RSS is per size); every method is
@@ -246,6 +247,9 @@ def main(argv=None) -> int:
                         help="replace only the records measured again (same size, method, dim, batch) in --json")
     parser.add_argument("--limits", action="store_true",
                         help="only measure the machine's ceilings and store them in the existing --json file")
+    parser.add_argument("--load", action="store_true",
+                        help="scan 1M items quiet and with another process busy; writes scoring_load.json")
+    parser.add_argument("--load-worker", choices=("balanced", "static"), help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", help=argparse.SUPPRESS)
     parser.add_argument("--previous", help=argparse.SUPPRESS)
@@ -256,6 +260,11 @@ def main(argv=None) -> int:
     if args.worker:
         worker(args)
         return 0
+    if args.load_worker:
+        print(json.dumps(load_worker(LOAD_N_ITEMS, args.load_worker, repeats=max(50, args.repeats * 20), rounds=3)))
+        return 0
+    if args.load:
+        return load_benchmark(args)
     if args.limits:
         data = json.loads(args.json.read_text())
         data["machine"] = machine_limits(args.threads)
@@ -288,6 +297,107 @@ def main(argv=None) -> int:
     plot([r for r in out["records"] if "users" not in r], args.json.with_suffix(".png"))
     print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
     return 0
+
+
+# Another process competing for the cores while the scan runs (each started afresh per block).
+LOADS = {
+    "one core busy": "while True: pass",
+    "torch matmul, 2 threads": "import torch\ntorch.set_num_threads(2)\na = torch.randn(512, 512)\nwhile True: a @ a",
+}
+LOAD_VARIANTS = {  # name -> (environment, kernel range hand-out)
+    "default": ({}, "balanced"),
+    # An empty OMP_WAIT_POLICY is "set" for recbole-pq (so it keeps its hands off) and
+    # ignored by OpenMP: the runtime's own default, threads spinning before they sleep.
+    "before: OpenMP's default wait, static split": ({"OMP_WAIT_POLICY": ""}, "static"),
+}
+
+
+def load_worker(n_items: int, schedule: str, repeats: int, rounds: int) -> dict:
+    """ms per user of the fused scan (batch 1): quiet, and under each of LOADS, in
+    alternating blocks so that drifts of the machine hit every condition alike."""
+    import numpy as np
+    import torch
+
+    from recbole_pq import pq_kernels
+    from recbole_pq.layers.item_codes import ItemCodeEmbedding
+    from recbole_pq.scoring import make_scorer
+
+    if schedule == "static":
+        pq_kernels.PARALLEL_CHUNK = 0
+    items = ItemCodeEmbedding(generate_codes(n_items), B, 64)
+    scorer = make_scorer("pqtopk", 16384, "numba")
+    query = torch.randn(1, 64, generator=torch.Generator().manual_seed(SEED))
+    scorer.topk(query, items, K)
+
+    def block() -> list[float]:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scorer.topk(query, items, K)
+            times.append(1000 * (time.perf_counter() - start))
+        return times
+
+    samples = {"quiet": [], **{name: [] for name in LOADS}}
+    for _ in range(rounds):
+        samples["quiet"] += block()
+        for name, code in LOADS.items():
+            busy = subprocess.Popen([sys.executable, "-c", code])
+            time.sleep(1.0)  # the busy process is running (and torch's threads started)
+            samples[name] += block()
+            busy.kill()
+            busy.wait()
+    return {name: round(statistics.median(times), 3) for name, times in samples.items()}
+
+
+def load_benchmark(args) -> int:
+    """Scoring under load: every LOAD_VARIANTS entry in its own process, in one run."""
+    records = []
+    for variant, (extra_env, schedule) in LOAD_VARIANTS.items():
+        env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads), **extra_env}
+        if not extra_env:
+            env.pop("OMP_WAIT_POLICY", None)
+        out = subprocess.run([sys.executable, __file__, "--load-worker", schedule, "--repeats", str(args.repeats)],
+                             env=env, capture_output=True, text=True, check=True)
+        ms = json.loads(out.stdout.strip().splitlines()[-1])
+        records.append({"variant": variant, "ms_per_user": ms,
+                        "slowdown": {name: round(ms[name] / ms["quiet"], 2) for name in LOADS}})
+        print(records[-1], flush=True)
+    flags = set(next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), []))
+    result = {"command": "python benchmarks/scoring.py --load" + (f" --repeats {args.repeats}" if args.repeats != 5
+                                                                    else ""),
+              "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads,
+              "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
+              "n_items": LOAD_N_ITEMS, "dim": 64, "batch": 1, "m": M, "b": B, "k": K,
+              "target": "loaded <= 1.5x quiet with one core busy (issue 32)", "records": records}
+    path = args.json.with_name("scoring_load.json")
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    plot_load(result, path.with_suffix(".png"))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+    return 0
+
+
+LOAD_N_ITEMS = 1_000_000
+
+
+def plot_load(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conditions = ["quiet", *LOADS]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(result["records"])
+    for i, record in enumerate(result["records"]):
+        ax.bar([c + i * width for c in range(len(conditions))], [record["ms_per_user"][c] for c in conditions],
+               width, label=record["variant"])
+    ax.set_xticks([c + width * (len(result["records"]) - 1) / 2 for c in range(len(conditions))], conditions)
+    ax.set(ylabel="ms per user (median)", title=f"fused scan, {result['n_items']:,} items, batch 1, "
+                                                 f"{result['threads']} threads: {result['cpu']}"[:90])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def record_key(r: dict) -> tuple:

@@ -11,6 +11,9 @@ are identical to theirs.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 
 try:
@@ -18,6 +21,37 @@ try:
     from numba import njit, prange
 except ImportError:  # the `fast` extra is optional
     numba = None
+
+# Item ranges are handed to threads one at a time (numba's default hands each thread an
+# equal share up front): a thread whose core is busy with another process then takes fewer
+# ranges instead of holding the whole scan back.  0 = numba's static split.
+PARALLEL_CHUNK = 1
+
+
+def _start_threads_waiting_passively() -> None:
+    """Start numba's thread pool with OpenMP threads that sleep, rather than spin, between
+    scans (unless the user set OMP_WAIT_POLICY).  Spinning threads on a shared machine
+    compete with the one still working: one busy core made a 1M-item scan ~5x slower.
+    The setting is read once, when numba's own OpenMP runtime is loaded (torch has its
+    own, loaded before and not affected); it is removed again so that child processes
+    (Ray workers, torch in them) keep their defaults."""
+    if numba is None or "OMP_WAIT_POLICY" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_threads_waiting_passively()
+
+
+def balanced_ranges():
+    """Context for a parallel scan: ranges handed out one by one (see PARALLEL_CHUNK)."""
+    return numba.parallel_chunksize(PARALLEL_CHUNK) if PARALLEL_CHUNK else contextlib.nullcontext()
 
 BLOCK = 2048  # items per block: 2048 x m codes stay in L1/L2 while every user scans them
 # Users per tile of the batched m = 8 scan: a row of 32 float32 scores is two aligned cache
@@ -314,17 +348,18 @@ def fused_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, skip_padding: 
     n_parts = max(1, numba.get_num_threads() * 4)  # a few ranges per thread balance the load
     n_parts = min(n_parts, max(1, codes.shape[0] // BLOCK))
     packed = _packed8(codes) if b == 256 else None
-    if n_queries >= USERS_TILES_FROM and m == 8:
-        values, ids = _scan_tiles8(_user_tiles(sub_scores), codes, k, skip_padding, n_parts)
-        values, ids = values[:, :n_queries], ids[:, :n_queries]
-    elif n_queries >= USERS_INNER_FROM:
-        tables = np.ascontiguousarray(sub_scores.transpose(1, 2, 0))
-        scan = _scan_users_inner8 if m == 8 else _scan_users_inner
-        values, ids = scan(tables, codes, k, skip_padding, n_parts)
-    elif packed is not None:
-        values, ids = _scan_packed8(sub_scores.reshape(n_queries, -1), packed, k, skip_padding, n_parts)
-    else:
-        values, ids = _scan(sub_scores, codes, k, skip_padding, n_parts)
+    with balanced_ranges():
+        if n_queries >= USERS_TILES_FROM and m == 8:
+            values, ids = _scan_tiles8(_user_tiles(sub_scores), codes, k, skip_padding, n_parts)
+            values, ids = values[:, :n_queries], ids[:, :n_queries]
+        elif n_queries >= USERS_INNER_FROM:
+            tables = np.ascontiguousarray(sub_scores.transpose(1, 2, 0))
+            scan = _scan_users_inner8 if m == 8 else _scan_users_inner
+            values, ids = scan(tables, codes, k, skip_padding, n_parts)
+        elif packed is not None:
+            values, ids = _scan_packed8(sub_scores.reshape(n_queries, -1), packed, k, skip_padding, n_parts)
+        else:
+            values, ids = _scan(sub_scores, codes, k, skip_padding, n_parts)
     values = values.transpose(1, 0, 2).reshape(n_queries, -1)
     ids = ids.transpose(1, 0, 2).reshape(n_queries, -1)
     return best_k(values, ids, k)
@@ -556,8 +591,9 @@ def pruned_topk(sub_scores: np.ndarray, codes: np.ndarray, k: int, postings, ski
     m, n = item_codes.shape[:2]
     packed = _packed8(item_codes.reshape(m * n, -1)) if sub_scores.shape[2] == 256 else None
     packed = packed.reshape(m, n) if packed is not None else np.empty((m, 0), dtype=np.uint64)
-    values, ids, scored = _prune_users(sub_scores, order, items, item_codes, packed, offsets, k, skip_padding,
-                                       budget_fraction, lookahead)
+    with balanced_ranges():
+        values, ids, scored = _prune_users(sub_scores, order, items, item_codes, packed, offsets, k, skip_padding,
+                                           budget_fraction, lookahead)
     n_queries = sub_scores.shape[0]
     values, ids = best_k(values.reshape(n_queries, -1), ids.reshape(n_queries, -1), k)
     fallback = np.flatnonzero(scored < 0)

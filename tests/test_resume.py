@@ -27,6 +27,11 @@ def _best_valid(log: str) -> str:
     return re.search(r"best valid\s*: (.*)", log).group(1)
 
 
+def _valid_curve(log: str) -> dict[int, str]:
+    """Epoch -> logged valid score, for every evaluated epoch of a run's log."""
+    return {int(e): score for e, score in re.findall(r"epoch (\d+) evaluating \[.*?valid_score: ([\d.]+)\]", log)}
+
+
 def test_killed_run_resumes_to_the_same_result(ml1m_slice, tmp_path):
     full = subprocess.run(_cmd(ml1m_slice, tmp_path / "full"), capture_output=True, text=True, timeout=300)
     assert full.returncode == 0, full.stderr[-2000:]
@@ -50,9 +55,14 @@ def test_killed_run_resumes_to_the_same_result(ml1m_slice, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     log = resumed.stdout + resumed.stderr
     assert f"Resume training from epoch {epoch + 1}" in log
-    assert _best_valid(log) == _best_valid(full.stdout + full.stderr)
-    full_test = re.search(r"test result: (.*)", full.stdout + full.stderr).group(1)
+    full_log = full.stdout + full.stderr
+    full_curve, resumed_curve = _valid_curve(full_log), _valid_curve(log)
+    assert sorted(resumed_curve) == list(range(epoch + 1, EPOCHS))  # every epoch after the kill, once
+    assert resumed_curve == {e: full_curve[e] for e in resumed_curve}  # the same validation curve
+    assert _best_valid(log) == _best_valid(full_log)
+    full_test = re.search(r"test result: (.*)", full_log).group(1)
     assert re.search(r"test result: (.*)", log).group(1) == full_test
+    assert full_test != _best_valid(full_log)  # test is evaluated on its own split, not on validation
 
 
 def test_resume_refuses_a_best_model_file(ml1m_slice, tmp_path):

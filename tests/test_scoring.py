@@ -256,3 +256,28 @@ def test_equal_scores_are_listed_lower_id_first_by_every_scorer(k, m, batch):
         if expected is None:
             expected = ids
         assert torch.equal(ids, expected), name
+
+
+@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.parametrize("batch", [1, 3, 40])
+def test_ranges_handed_out_one_by_one_give_the_static_split_result(batch, monkeypatch):
+    rng = np.random.default_rng(batch)
+    codes = rng.integers(0, 256, size=(50_000, 8)).astype(np.uint8)
+    sub_scores = rng.standard_normal((batch, 8, 256)).astype(np.float32)
+    balanced = pq_kernels.fused_topk(sub_scores, codes, 10)
+    monkeypatch.setattr(pq_kernels, "PARALLEL_CHUNK", 0)
+    static = pq_kernels.fused_topk(sub_scores, codes, 10)
+    assert np.array_equal(balanced[0], static[0]) and np.array_equal(balanced[1], static[1])
+
+
+def test_passive_wait_setting_does_not_leak_to_child_processes():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; import recbole_pq.pq_kernels as k; k._start_threads_waiting_passively(); "
+            "print('OMP_WAIT_POLICY' in os.environ)")
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
