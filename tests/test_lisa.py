@@ -1,5 +1,6 @@
 """LISA: the linear histogram path against quadratic references, numerics, online mode."""
 
+import copy
 import math
 import pickle
 
@@ -359,6 +360,18 @@ def test_tables_not_stale_after_load_state_dict(lisa):
         assert not torch.allclose(before, after)
         model.load_state_dict(saved)
         torch.testing.assert_close(model.full_sort_predict(batch), before)
+
+
+def test_tables_follow_a_model_moved_after_evaluation(lisa):
+    """``.double()`` (like ``.to(device)``) gives the same Parameters new data: the eval caches
+    (LISA score tables, reconstructed items) must not serve the float32 values of before."""
+    _, (_, _, test), model, _ = lisa
+    batch = next(iter(test))[0]
+    moved, reference = copy.deepcopy(model).eval(), copy.deepcopy(model).eval().double()
+    with torch.no_grad():
+        moved.full_sort_predict(batch)  # fills the eval caches in float32
+        moved.double()
+        torch.testing.assert_close(moved.full_sort_predict(batch), reference.full_sort_predict(batch))
 
 
 def test_caches_never_pickled(lisa):
