@@ -1,7 +1,9 @@
-"""``run_recbole_pq.py``: RecBole's command-line conventions for the plugin.
+"""Train, evaluate or tune a model: ``recbole-pq`` (installed), ``python -m recbole_pq``, or
+``python run_recbole_pq.py`` in a checkout -- RecBole's command-line conventions.
 
-    python run_recbole_pq.py --model=SASRecJPQ --dataset=ml-100k \
+    recbole-pq --model=SASRecJPQ --dataset=ml-100k \
         [--config_files a.yaml b.yaml] [--KEY=VALUE ...]
+    recbole-pq --model=SASRecJPQ --dataset=ml-100k --tune jpq     # a shipped search space, or a YAML path
 
 Any config key is given as ``--key=value`` (RecBole converts the value's type);
 ``--config_files`` layers YAML files below the command line.
@@ -19,7 +21,8 @@ DEFAULT_DATASET = "ml-100k"
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser = argparse.ArgumentParser(
-        prog="run_recbole_pq.py", description=__doc__,
+        prog=program_name(), description=__doc__,
+        epilog=models_and_keys() if {"-h", "--help"} & set(argv) else None,  # imports the models: only for help
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
@@ -42,6 +45,38 @@ def config_file_paths(item: str) -> list[str]:
     """One --config_files value: a path as given when it exists (it may hold spaces),
     otherwise RecBole's form, several paths separated by spaces."""
     return [item] if Path(item).exists() or not item.strip() else item.split()
+
+
+# The keys users change most; every key and its default is in recbole_pq/properties/*.yaml.
+COMMON_KEYS = (
+    ("epochs", "training epochs (early stopping may end sooner: stopping_step)"),
+    ("hidden_size", "embedding width d"),
+    ("pq_m", "sub-item ids: splits per item (SASRecJPQ, gBERT4RecJPQ)"),
+    ("pq_b", "sub-item ids: codes per split"),
+    ("code_assignment", "svd | random: how items get their codes"),
+    ("learning_rate", "optimiser step size"),
+    ("train_batch_size", "rows per training batch"),
+    ("MAX_ITEM_LIST_LENGTH", "history length L the model reads"),
+    ("data_path", "root folder of DATA/NAME.inter (else $RECBOLE_PQ_DATA, else ./dataset)"),
+    ("eval_exclude_history", "true: rank without the user's history (the papers' protocol)"),
+    ("train_precision", "auto | fp32 | bf16"),
+    ("checkpoint_dir", "where checkpoints go (default ./saved)"),
+)
+
+
+def program_name() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m recbole_pq" if name in ("__main__.py", "-c", "") else name
+
+
+def models_and_keys() -> str:
+    """--help epilog: the models and the most used keys."""
+    from recbole_pq.registry import PLUGIN_MODELS, get_model_class
+
+    get_model_class("SASRecJPQ")  # the plugin models are registered on first use
+    keys = "\n".join(f"  --{key}=...".ljust(40) + text for key, text in COMMON_KEYS)
+    return (f"plugin models: {', '.join(sorted(PLUGIN_MODELS))}; every RecBole model name works too.\n"
+            f"most used settings (any config key works as --key=value):\n{keys}")
 
 
 def parse_key_values(rest: list[str]) -> dict[str, str]:

@@ -74,6 +74,9 @@ NUMERIC_KEYS = {
     "layer_norm_eps": Number(float, 0, low_open=True),
 }
 
+# Keys that also take "auto" (sized from the catalogue when the model is built: codebook_size.py).
+AUTO_KEYS = {"pq_m"}
+
 # A data set name becomes a folder and a log-file name: one plain path component.
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -90,8 +93,11 @@ def check_numeric_keys(config) -> None:
     """Every key of NUMERIC_KEYS that the config holds has the right type and range."""
     for key, rule in NUMERIC_KEYS.items():
         value = config[key]
-        if value is not None and not rule.accepts(value):
-            raise ConfigError(f"{key}={value!r} is not allowed: must be {rule.allowed()}.")
+        if value is None or (key in AUTO_KEYS and value == "auto"):
+            continue
+        if not rule.accepts(value):
+            raise ConfigError(f"{key}={value!r} is not allowed: must be {rule.allowed()}"
+                              f"{' or auto' if key in AUTO_KEYS else ''}.")
     topk = config["topk"]
     topk_list = topk if isinstance(topk, list) else [topk]
     if not topk_list or not all(POSITIVE_INT.accepts(k) for k in topk_list):

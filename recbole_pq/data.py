@@ -22,8 +22,13 @@ from recbole.utils.enum_type import FeatureSource, FeatureType
 from recbole_pq.errors import DatasetNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATASET_ROOT = PROJECT_ROOT / "dataset"
-SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+# Where data sets are found when no data_path is given, and where prepare writes them:
+# $RECBOLE_PQ_DATA, else ./dataset of the working directory (in a checkout: its dataset/).
+DATA_ENV = "RECBOLE_PQ_DATA"
+DATASET_ROOT = Path(os.environ.get(DATA_ENV) or "dataset")
+# The raw files prepare reads: $RECBOLE_PQ_SOURCES, else the shared/datasets folder beside a checkout.
+SOURCES_ENV = "RECBOLE_PQ_SOURCES"
+SHARED_DATASETS = Path(os.environ.get(SOURCES_ENV) or PROJECT_ROOT.parent / "shared" / "datasets")
 
 TRAIN_MODES = ("seq2seq", "prefix")
 # Suffix of the field that holds, for every input position, the item that follows it.
@@ -59,8 +64,8 @@ def check_dataset_files(name: str, data_path: str) -> None:
 
 
 def resolve_data_path(data_path: str) -> str:
-    """A relative ``data_path`` is tried against the working directory first, then the
-    project root, so the runner works from any directory."""
+    """A relative ``data_path`` is tried against the working directory first, then (in a
+    source checkout) the project root."""
     if os.path.isabs(data_path) or os.path.exists(data_path):
         return data_path
     candidate = PROJECT_ROOT / data_path

@@ -13,4 +13,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, truncated, or not one of ours; the message names the file."""
 
 
-USER_ERRORS = (ConfigError, DatasetNotFoundError, CheckpointError)
+class DataFileError(ValueError):
+    """A data file RecBole would misread; the message names the file, the line and what is expected."""
+
+
+USER_ERRORS = (ConfigError, DatasetNotFoundError, CheckpointError, DataFileError)

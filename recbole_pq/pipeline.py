@@ -9,6 +9,8 @@ properties/dataset/<dataset>.yaml -> config_file_list -> config_dict (the CLI's
 from __future__ import annotations
 
 import difflib
+import os
+from importlib import resources
 import sys
 from logging import getLogger
 from pathlib import Path
@@ -28,7 +30,7 @@ from recbole_pq.config_checks import (
     read_config_file,
 )
 from recbole_pq.data import (
-    PROJECT_ROOT,
+    DATA_ENV,
     TRAIN_MODES,
     Seq2SeqDataset,
     check_dataset_files,
@@ -37,8 +39,11 @@ from recbole_pq.data import (
 from recbole_pq.errors import ConfigError
 from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
+from recbole_pq.user_data import user_load_columns
 
-PROPERTIES = PROJECT_ROOT / "properties"
+# The YAML layers ship inside the package (the repository's top-level properties/ is a
+# link to this folder: one copy, editable in a checkout, installed with the wheel).
+PROPERTIES = Path(str(resources.files("recbole_pq") / "properties"))
 
 
 def property_files(model_name: str, dataset: str) -> list[str]:
@@ -102,12 +107,15 @@ def build_config(model: str, dataset: str, config_file_list=None, config_dict=No
     if hasattr(model_class, "check_config"):
         model_class.check_config(config)
     if dataset != "ml-100k":
-        config["data_path"] = resolve_data_path(config["data_path"])
+        root = _user_data_path(config) or os.environ.get(DATA_ENV)
+        config["data_path"] = resolve_data_path(str(Path(root) / dataset) if root else config["data_path"])
     else:  # RecBole reads ml-100k from its wheel whatever data_path says: a user's own copy wins
         user_copy = _user_ml100k(config)
         if user_copy:
             config["data_path"] = user_copy
     _check_train_mode(config, model_class)
+    if config["show_progress"] == "auto":  # bars on a terminal only: not in CI logs or redirected output
+        config["show_progress"] = sys.stdout.isatty() and not os.environ.get("CI")
     check_bucket_config(config["train_length_buckets"])
     check_precision_config(config["train_precision"])
     return config
@@ -128,6 +136,9 @@ def _check_train_mode(config: Config, model_class: type) -> None:
 def load_data(config: Config):
     """(train, valid, test) dataloaders, after checking that the files exist."""
     check_dataset_files(config["dataset"], config["data_path"])
+    if "dataset_example" not in str(config["data_path"]):  # RecBole's bundled ml-100k has its settings
+        user_keys = set(config.file_config_dict) | set(config.variable_config_dict)
+        user_load_columns(config, Path(config["data_path"]) / f"{config['dataset']}.inter", user_keys)
     if config["train_mode"] == "seq2seq":
         dataset = Seq2SeqDataset(config)
     else:
@@ -177,8 +188,8 @@ def _user_data_path(config: Config) -> str | None:
 
 
 def _user_ml100k(config: Config) -> str | None:
-    """The user's ml-100k folder when their data_path holds ml-100k/ml-100k.inter."""
-    given = _user_data_path(config)
+    """The user's ml-100k folder when their data_path (or $RECBOLE_PQ_DATA) holds ml-100k/ml-100k.inter."""
+    given = _user_data_path(config) or os.environ.get(DATA_ENV)
     if not given:
         return None
     folder = resolve_data_path(str(Path(given) / "ml-100k"))
@@ -214,13 +225,21 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
         if not hasattr(trainer, "last_checkpoint_file"):
             raise ConfigError(f"--resume needs a plugin model; {config['model']} trains with RecBole's own trainer.")
         trainer.resume_checkpoint(resume, train_data)
+    best_epoch = []
+
+    def note_best(epoch_idx, valid_score):  # RecBole resets cur_step when this epoch is the new best
+        if trainer.cur_step == 0:
+            best_epoch[:] = [epoch_idx]
+
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=note_best
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger = getLogger()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(run_summary(config, trainer, best_epoch[0] if best_epoch else None, best_valid_result, test_result,
+                            saved))
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -228,3 +247,21 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
         "test_result": test_result,
         "saved_model_file": trainer.saved_model_file if saved else None,
     }
+
+
+def run_summary(config: Config, trainer, best_epoch, best_valid: dict | None, test: dict | None, saved: bool) -> str:
+    """One line that says how the run ended: best epoch, test metrics, checkpoint, item table."""
+    from recbole_pq.tuning import item_memory
+
+    metric = config["valid_metric"].lower()
+    parts = [f"{config['model']} on {config['dataset']}"]
+    if best_valid:
+        epoch = f"best epoch {best_epoch}" if best_epoch is not None else "best epoch before the resume"
+        parts.append(f"{epoch} (valid {metric} {float(best_valid.get(metric, float('nan'))):.4f})")
+    if test:
+        parts.append("test " + " ".join(f"{key} {float(value):.4f}" for key, value in test.items()))
+    parts.append(f"checkpoint {trainer.saved_model_file}" if saved else "no checkpoint (saved=False)")
+    memory = item_memory(trainer.model)
+    if memory["item_table_mb"] is not None:
+        parts.append(f"item table {memory['item_table_mb']:.3g} MB ({memory['compression']:.1f}x smaller than dense)")
+    return "summary: " + " | ".join(parts)

@@ -36,8 +36,12 @@ def metric_key(metric: str) -> str:
 
 def load_tune_file(path) -> dict:
     from recbole_pq.config_checks import read_config_file
+    from recbole_pq.pipeline import PROPERTIES
 
     path = Path(path)
+    packaged = PROPERTIES / "tune" / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if not path.exists() and path.parent == Path(".") and packaged.is_file():
+        path = packaged  # a shipped search space by name: --tune jpq
     spec = read_config_file(path, what="Tune file")
     unknown = set(spec) - TUNE_KEYS
     if unknown:

@@ -10,7 +10,7 @@ import torch
 import recbole_pq
 from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
 from recbole_pq.data import PROJECT_ROOT
-from recbole_pq.errors import CheckpointError, ConfigError, DatasetNotFoundError
+from recbole_pq.errors import CheckpointError, ConfigError, DataFileError, DatasetNotFoundError
 from recbole_pq.layers.codebooks import CodebookQuantizer
 from recbole_pq.layers.item_codes import ItemCodeEmbedding
 from recbole_pq.pipeline import build_config, load_data, setup
@@ -137,6 +137,19 @@ def _sweep(env, name, resume, make_folder):
     if make_folder:
         (env["tmp"] / "sweeps" / f"SASRecJPQ-ml-100k-{name}").mkdir(parents=True)
     sweep("SASRecJPQ", "ml-100k", tune_file, resume=resume, tune_dir=env["tmp"] / "sweeps")
+
+
+def _user_file(text: str):
+    """load_data on a user's own data set 'mine' whose mine.inter holds ``text``."""
+    def run(env):
+        root = env["tmp"] / f"user{abs(hash(text))}"
+        (root / "mine").mkdir(parents=True, exist_ok=True)
+        (root / "mine" / "mine.inter").write_text(text)
+        load_data(build_config("SASRecJPQ", "mine", config_dict={"data_path": str(root)}))
+    return run
+
+
+HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 
 # (case id, what goes wrong, callable, exception, pattern the message must contain)
@@ -308,6 +321,21 @@ CASES = [
     ("tune-malformed", "tune file that is not valid YAML",
      lambda env: load_tune_file(_written(env, "t-bad.yaml", "search_space: {pq_m: [2\n")), ConfigError,
      r"Tune file .*t-bad\.yaml' is not valid YAML at line"),
+    ("data-empty", "a user's .inter file that is empty", _user_file(""), DataFileError,
+     r"mine\.inter is empty: line 1 must be a header"),
+    ("data-header-only", "a header and no interactions", _user_file(HEADER), DataFileError,
+     r"mine\.inter has a header but no interactions"),
+    ("data-delimiter", "commas instead of tabs", _user_file("user_id:token,item_id:token,timestamp:float\n1,2,3\n"),
+     DataFileError, r"mine\.inter line 1: columns must be separated by tabs, found ','"),
+    ("data-no-types", "a header without :type", _user_file("user_id\titem_id\ttimestamp\n1\t2\t3\n"), DataFileError,
+     r"mine\.inter line 1: column 'user_id' needs a type"),
+    ("data-no-timestamp", "no timestamp column", _user_file("user_id:token\titem_id:token\n1\t2\n"), DataFileError,
+     r"mine\.inter line 1: no column 'timestamp' \(sequential models order"),
+    ("data-timestamp-text", "a timestamp that is not a number",
+     _user_file(HEADER + "1\t2\t3\n1\t3\tyesterday\n"), DataFileError,
+     r"mine\.inter line 3: timestamp 'yesterday' is not a number"),
+    ("data-field-count", "a line with more fields than the header", _user_file(HEADER + "1\t2\t3\n1\t2\t3\t4\n"),
+     DataFileError, r"mine\.inter: .*line 3.*header has 3"),
     ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
      lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]

@@ -51,7 +51,7 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
 
 @pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), b=st.sampled_from([256, 256, 37]),
+@given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), b=st.sampled_from([256, 256, 37, 1024, 32768]),
        batch=st.one_of(st.integers(1, 9), st.sampled_from([12, 32, 33, 70])), k=st.integers(1, 60),
        seed=st.integers(0, 10**6))
 def test_fused_kernel_values_identical_to_torch_pqtopk(n, m, b, batch, k, seed):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from logging import getLogger
+
 import numpy as np
 import torch
 from torch import nn
 
+from recbole_pq.codebook_size import resolve_codebook_sizes, starvation_warnings
 from recbole_pq.codes import code_dtype
 from recbole_pq.layers.derived_cache import DerivedCache
 
@@ -76,18 +79,33 @@ class ItemCodeEmbedding(nn.Module):
 
 
 def check_pq_config(config, n_items: int | None = None) -> None:
-    """``pq_m``, ``pq_b``, ``code_assignment``; the catalogue bound on pq_b once n_items
-    (padding included) is known."""
-    from recbole_pq.codes import CODE_ASSIGNMENTS
+    """``pq_m``, ``pq_b`` (integers or auto), ``code_assignment``; the catalogue bound on
+    pq_b once n_items (padding included) is known and auto values are resolved."""
     from recbole_pq.errors import ConfigError
 
     dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
+    if m == "auto" or b == "auto":  # chosen from the catalogue when the model is built
+        if b != "auto" and (not isinstance(b, int) or b < 2):
+            raise ConfigError(f"pq_b={b!r} must be an integer >= 2 or auto.")
+        if m != "auto" and (not isinstance(m, int) or m < 1 or dim % m):
+            divisors = [x for x in range(1, dim + 1) if dim % x == 0]
+            raise ConfigError(f"pq_m={m!r} must divide hidden_size={dim}; allowed values: {divisors} or auto.")
+        if n_items is None:
+            return check_code_assignment(config)
+        raise ValueError("resolve pq_m/pq_b (codebook_size.resolve_codebook_sizes) before the catalogue check")
     if not isinstance(m, int) or m < 1 or dim % m:
         divisors = [x for x in range(1, dim + 1) if dim % x == 0]
         raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors}.")
     top = "the number of items" if n_items is None else n_items - 1
     if not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1):
-        raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items).")
+        raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items), or auto.")
+    check_code_assignment(config)
+
+
+def check_code_assignment(config) -> None:
+    from recbole_pq.codes import CODE_ASSIGNMENTS
+    from recbole_pq.errors import ConfigError
+
     if config["code_assignment"] not in CODE_ASSIGNMENTS:
         raise ConfigError(f"code_assignment='{config['code_assignment']}' is not supported; "
                           f"use one of {list(CODE_ASSIGNMENTS)}.")
@@ -109,6 +127,10 @@ def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarra
 def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
     """Read ``pq_m``, ``pq_b``, ``code_assignment`` and assign the codes."""
     n_items = dataset.num(config["ITEM_ID_FIELD"])  # includes the padding id 0
+    check_pq_config(config)
+    m, b = resolve_codebook_sizes(config, n_items)
     check_pq_config(config, n_items)
+    for message in starvation_warnings(n_items, config["hidden_size"], m, b):
+        getLogger().warning("%s.", message)
     codes = codes_for_dataset(config["code_assignment"], config["pq_m"], config["pq_b"], config, dataset)
     return ItemCodeEmbedding(codes, config["pq_b"], config["hidden_size"], init_std=config["initializer_range"])

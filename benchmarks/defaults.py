@@ -1,0 +1,97 @@
+"""Defaults a user never changes: SASRecJPQ's sub-item table sizes against DenseSASRec.
+
+    python benchmarks/defaults.py --dataset video-games --epochs 10
+    python benchmarks/defaults.py --dataset ml-100k --epochs 20 --variants today auto-b
+
+Every row runs with nothing but the model, the data set, the budget (--epochs) and the
+row's own sizes: what a user gets from ``--model=... --dataset=...``.  Rows: DenseSASRec;
+SASRecJPQ with the long-standing sizes (pq_m 8, pq_b 256); with ``pq_b: auto``; with
+``pq_m: auto`` and ``pq_b: auto``; with ``pq_m: 2`` and ``pq_b: auto``.  Records best validation
+NDCG@10 (the only number a choice may use), test NDCG@10, the chosen m and b, the item
+representation's MB and its compression, epochs and seconds.  The JSON
+(docs/benchmarks/defaults.json) is written after every row; rows already in it are skipped,
+so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "defaults.json"
+VARIANTS = {  # name -> (model, overrides)
+    "dense": ("DenseSASRec", {}),
+    "today": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256}),
+    "auto-b": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto"}),
+    "auto-mb": ("SASRecJPQ", {"pq_m": "auto", "pq_b": "auto"}),
+    "m2-auto-b": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto"}),
+}
+
+
+def cpu() -> dict:
+    model, flags = platform.processor() or platform.machine(), []
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = line.split(":", 1)[1].split()
+            break
+    return {"cpu": model, "flags": {f: f in flags for f in ("avx512_bf16", "amx_bf16")}}
+
+
+def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
+    import recbole_pq
+    from recbole_pq.pipeline import setup
+    from recbole_pq.tuning import item_memory
+
+    model, overrides = VARIANTS[variant]
+    settings = {**overrides, "epochs": epochs, "seed": seed, "show_progress": False,
+                "checkpoint_dir": str(ROOT / "saved" / "defaults" / dataset / variant)}
+    start = time.perf_counter()
+    config, (train, valid, test), model_obj, trainer = setup(model, dataset, config_dict=settings)
+    best_score, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
+    test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
+    items = model_obj.items
+    return {"dataset": dataset, "variant": variant, "model": model, "overrides": overrides,
+            "pq_m": getattr(items, "m", None), "pq_b": getattr(items, "b", None),
+            "hidden_size": config["hidden_size"], "n_items": items.n_items - 1,
+            **item_memory(model_obj), "dense_item_table_mb": items.n_items * config["hidden_size"] * 4 / 2**20,
+            "valid_ndcg@10": round(float(best_valid["ndcg@10"]), 5), "test_ndcg@10": round(float(test_result["ndcg@10"]), 5),
+            "test_recall@10": round(float(test_result["recall@10"]), 5), "epochs": epochs,
+            "train_precision": config["train_precision"], "seconds": round(time.perf_counter() - start, 1),
+            "recbole_pq": recbole_pq.__version__}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
+    args = parser.parse_args(argv)
+    data = json.loads(args.json.read_text()) if args.json.is_file() else {"records": []}
+    data.update(cpu())
+    data["command"] = "python benchmarks/defaults.py --dataset DATASET --epochs EPOCHS"
+    for variant in args.variants:
+        key = (args.dataset, variant, args.epochs, args.seed)
+        if any((r["dataset"], r["variant"], r["epochs"], r.get("seed")) == key for r in data["records"]):
+            print(f"[{args.dataset} {variant}] already measured", flush=True)
+            continue
+        record = {**run_row(args.dataset, variant, args.epochs, args.seed), "seed": args.seed}
+        data["records"].append(record)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"[{args.dataset} {variant}] {record}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
