@@ -12,6 +12,7 @@ where the catalogue is too small for compression to matter.
 
 from __future__ import annotations
 
+import math
 from logging import getLogger
 
 from recbole_pq.codes import code_dtype
@@ -51,12 +52,14 @@ def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
     """(m, b) of a configuration, ``auto`` values chosen from the catalogue and written back
     into the config (so the checkpoint records the numbers) and logged."""
     dim = config["hidden_size"]
+    quotient_remainder = config["code_assignment"] == "qr"  # two codes that tell every item apart
     chosen = []
     if config["pq_m"] == "auto":
-        config["pq_m"] = auto_splits(dim)
+        config["pq_m"] = 2 if quotient_remainder else auto_splits(dim)
         chosen.append(f"pq_m={config['pq_m']}")
     if config["pq_b"] == "auto":
-        config["pq_b"] = auto_codes_per_split(n_items, dim, config["pq_m"])
+        config["pq_b"] = (math.isqrt(n_items - 1) + 1 if quotient_remainder
+                          else auto_codes_per_split(n_items, dim, config["pq_m"]))
         chosen.append(f"pq_b={config['pq_b']}")
     if chosen:
         getLogger().info("sub-item tables sized for %d items, d=%d: %s (auto; item representation >= %dx smaller "

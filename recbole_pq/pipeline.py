@@ -238,6 +238,10 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
     logger = getLogger()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    if hasattr(getattr(trainer.model, "items", None), "reconstruct"):
+        from recbole_pq.code_diagnostics import item_table_diagnostics
+
+        logger.info("item table after training: %s", item_table_diagnostics(trainer.model.items))
     logger.info(run_summary(config, trainer, best_epoch[0] if best_epoch else None, best_valid_result, test_result,
                             saved))
     return {

@@ -336,6 +336,12 @@ CASES = [
      r"mine\.inter line 3: timestamp 'yesterday' is not a number"),
     ("data-field-count", "a line with more fields than the header", _user_file(HEADER + "1\t2\t3\n1\t2\t3\t4\n"),
      DataFileError, r"mine\.inter: .*line 3.*header has 3"),
+    ("qr-splits", "quotient-remainder codes with pq_m other than 2", model_case("SASRecJPQ", code_assignment="qr"),
+     ConfigError, r"code_assignment='qr' needs pq_m=2 .*got pq_m=4"),
+    ("qr-codes", "quotient-remainder codes with too few codes per split",
+     model_case("SASRecJPQ", code_assignment="qr", pq_m=2, pq_b=4), ConfigError, r"needs pq_b >= ceil\(sqrt\("),
+    ("pq-b-auto-text", "pq_b neither an integer nor auto", model_case("SASRecJPQ", pq_b="big"), ConfigError,
+     r"pq_b=big must be an integer in \[2, .*or auto"),
     ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
      lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]

@@ -20,7 +20,7 @@ def _interactions(n_users=200, n_items=300, per_user=15, seed=0):
     return users, items  # items n_items-20.. never seen: they still need codes
 
 
-@pytest.mark.parametrize("method", ["svd", "random"])
+@pytest.mark.parametrize("method", ["svd", "bpr", "random"])
 def test_codes_shape_range_dtype_determinism(method):
     users, items = _interactions()
     kwargs = dict(user_ids=users, item_ids=items, n_users=200)
@@ -90,3 +90,47 @@ def test_memory_report():
     layer = ItemCodeEmbedding(np.zeros((1000, 8), dtype=np.uint8), 256, 64)
     mem = layer.memory_bytes()
     assert mem["dense"] == 1000 * 64 * 4 and mem["codes"] == 8000 and mem["sub_item_tables"] == 256 * 64 * 4
+
+
+def test_quotient_remainder_codes_tell_every_item_apart():
+    codes = assign_codes("qr", 300, 2, 18, seed=0)
+    assert codes.shape == (300, 2) and codes.max() < 18
+    assert len({tuple(row) for row in codes.tolist()}) == 300
+    np.testing.assert_array_equal(codes[:, 0].astype(int) * 18 + codes[:, 1], np.arange(300))
+    with pytest.raises(ConfigError, match="needs pq_m=2"):
+        assign_codes("qr", 300, 4, 18, seed=0)
+    with pytest.raises(ConfigError, match=r"pq_b >= ceil\(sqrt\(300\)\) = 18"):
+        assign_codes("qr", 300, 2, 17, seed=0)
+
+
+def test_bpr_codes_follow_the_interactions():
+    """Two groups of users, each taking only its own half of the items: some BPR factor
+    separates the halves, so one split's codes do too (random codes do not)."""
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(1, 201), 10)
+    items = np.where(users > 100, rng.integers(101, 201, size=len(users)), rng.integers(1, 101, size=len(users)))
+
+    def separation(codes):
+        return max(abs(codes[1:101, s].mean() - codes[101:201, s].mean()) / 4 for s in range(codes.shape[1]))
+
+    codes = assign_codes("bpr", 201, 4, 4, seed=0, user_ids=users, item_ids=items, n_users=201)
+    assert separation(codes.astype(float)) > 0.3
+    assert separation(assign_codes("random", 201, 4, 4, seed=0).astype(float)) < 0.15
+
+
+def test_data_assignments_need_interactions():
+    for method in ("svd", "bpr"):
+        with pytest.raises(ConfigError, match=f"code_assignment='{method}' needs the training interactions"):
+            assign_codes(method, 300, 4, 16, seed=0, user_ids=np.array([], dtype=int), item_ids=np.array([], dtype=int),
+                         n_users=10)
+
+
+def test_code_usage_and_effective_rank():
+    from recbole_pq.code_diagnostics import code_usage, effective_rank
+
+    codes = np.array([[0, 1], [1, 1], [2, 0], [3, 0], [0, 1]])  # rows 0 and 4 identical
+    usage = code_usage(codes, 4)
+    assert usage["codes_used"] == [4, 2] and usage["items_sharing_a_code_tuple"] == 2
+    assert usage["code_entropy"][1] == pytest.approx(-(0.4 * np.log(0.4) + 0.6 * np.log(0.6)) / np.log(4), abs=1e-4)
+    assert effective_rank(torch.eye(8)) == pytest.approx(8.0)
+    assert effective_rank(torch.ones(50, 8)) == pytest.approx(1.0)

@@ -117,8 +117,10 @@ def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarra
     from recbole_pq.codes import assign_codes
     from recbole_pq.data import training_user_item
 
+    from recbole_pq.codes import DATA_ASSIGNMENTS
+
     user_ids = item_ids = None
-    if method == "svd":
+    if method in DATA_ASSIGNMENTS:
         user_ids, item_ids = training_user_item(dataset, config)
     return assign_codes(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
                         user_ids=user_ids, item_ids=item_ids, n_users=dataset.num(config["USER_ID_FIELD"]))

@@ -13,6 +13,7 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_pq.code_diagnostics import code_usage
 from recbole_pq.data import target_list_field
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.dense_items import DenseItemEmbedding
@@ -201,3 +202,5 @@ class PQSequentialRecommender(SequentialRecommender):
             "(%.3f + %.3f); compression %.1fx",
             self.items.n_items, self.items.dim, mem["dense"] / 2**20, mem["compressed"] / 2**20,
             mem["codes"] / 2**20, mem["sub_item_tables"] / 2**20, mem["dense"] / mem["compressed"])
+        if hasattr(self.items, "codes"):
+            getLogger().info("item codes: %s", code_usage(self.items.codes[1:].cpu().numpy(), self.items.b))
