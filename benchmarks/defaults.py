@@ -49,7 +49,7 @@ def cpu() -> dict:
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
     import recbole_pq
     from recbole_pq.pipeline import setup
-    from recbole_pq.tuning import item_memory
+    from recbole_pq.code_diagnostics import item_memory
 
     model, overrides = VARIANTS[variant]
     settings = {**overrides, "epochs": epochs, "seed": seed, "show_progress": False,

@@ -20,6 +20,11 @@ from recbole_pq.errors import CheckpointError
 
 
 REQUIRED_KEYS = ("config", "state_dict")
+# Version of the checkpoint layout, written as "format" into every checkpoint.  1: config,
+# state_dict (codes included), other_parameter, item_tokens, optimiser and training state
+# (+ rng in -last files).  Files without the field were written before it existed and
+# read as version 0 (same layout; see recommender.build_model for their older keys).
+CHECKPOINT_FORMAT = 1
 
 
 def plain(value):
@@ -42,7 +47,8 @@ def plain_config(config) -> dict:
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically."""
+    """Write ``state`` to ``path`` atomically, stamped with CHECKPOINT_FORMAT."""
+    state = {**state, "format": CHECKPOINT_FORMAT}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -70,6 +76,10 @@ def load_checkpoint(path: str | Path, map_location=None) -> dict:
         raise CheckpointError(f"Checkpoint {path} cannot be read ({type(err).__name__}: {first_line}).") from err
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"Checkpoint {path} is not a recbole-pq checkpoint (needs keys {list(REQUIRED_KEYS)}).")
+    version = state.get("format", 0)
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"Checkpoint {path} has format {version!r}, newer than this recbole-pq reads "
+                              f"(up to {CHECKPOINT_FORMAT}): upgrade recbole-pq to load it.")
     return state
 
 

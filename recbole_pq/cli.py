@@ -71,9 +71,8 @@ def program_name() -> str:
 
 def models_and_keys() -> str:
     """--help epilog: the models and the most used keys."""
-    from recbole_pq.registry import PLUGIN_MODELS, get_model_class
+    from recbole_pq.models import PLUGIN_MODELS
 
-    get_model_class("SASRecJPQ")  # the plugin models are registered on first use
     keys = "\n".join(f"  --{key}=...".ljust(40) + text for key, text in COMMON_KEYS)
     return (f"plugin models: {', '.join(sorted(PLUGIN_MODELS))}; every RecBole model name works too.\n"
             f"most used settings (any config key works as --key=value):\n{keys}")

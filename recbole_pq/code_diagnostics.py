@@ -7,6 +7,7 @@ tuple with another item (such items can never be told apart).
 ``effective_rank(items)``: exp of the entropy of the normalised singular values of the
 (N, d) item matrix (Roy & Vetterli, 2007): d for a matrix that uses every direction
 equally, 1 for a rank-one matrix.
+``item_memory(model)``: the item representation's MB and its compression against dense.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def effective_rank(items: torch.Tensor) -> float:
     p = singular / singular.sum()
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def item_memory(model) -> dict:
+    items = getattr(model, "items", None)
+    if items is None or not hasattr(items, "memory_bytes"):
+        return {"item_table_mb": None, "compression": None}
+    mem = items.memory_bytes()
+    return {"item_table_mb": mem["compressed"] / 2**20, "compression": mem["dense"] / mem["compressed"]}
 
 
 def item_table_diagnostics(items) -> dict:

@@ -20,15 +20,9 @@ from recbole.data.interaction import Interaction
 from recbole.utils.enum_type import FeatureSource, FeatureType
 
 from recbole_pq.errors import DatasetNotFoundError
+from recbole_pq.paths import DATA_ENV, DATASET_ROOT, PROJECT_ROOT, SHARED_DATASETS  # noqa: F401  (re-exported)
+from recbole_pq.prepare import PREPARABLE
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Where data sets are found when no data_path is given, and where prepare writes them:
-# $RECBOLE_PQ_DATA, else ./dataset of the working directory (in a checkout: its dataset/).
-DATA_ENV = "RECBOLE_PQ_DATA"
-DATASET_ROOT = Path(os.environ.get(DATA_ENV) or "dataset")
-# The raw files prepare reads: $RECBOLE_PQ_SOURCES, else the shared/datasets folder beside a checkout.
-SOURCES_ENV = "RECBOLE_PQ_SOURCES"
-SHARED_DATASETS = Path(os.environ.get(SOURCES_ENV) or PROJECT_ROOT.parent / "shared" / "datasets")
 
 TRAIN_MODES = ("seq2seq", "prefix")
 # Suffix of the field that holds, for every input position, the item that follows it.
@@ -48,12 +42,11 @@ def check_dataset_files(name: str, data_path: str) -> None:
     inter_file = Path(data_path) / f"{name}.inter"
     if inter_file.is_file():
         return
-    from recbole_pq.prepare import PREPARABLE  # local import: prepare imports this module
-
     if name in PREPARABLE:
         raise DatasetNotFoundError(
             f"Data set '{name}' is not prepared: expected the RecBole atomic file {inter_file}. "
-            f"Create it with `python dataset/prepare.py {name}` (reads {PREPARABLE[name].source_hint})."
+            f"Create it with `python dataset/prepare.py {name}` in a checkout, or `recbole-pq-prepare {name} "
+            f"--out {Path(data_path).parent}` (reads {PREPARABLE[name].source_hint})."
         )
     known = sorted({"ml-100k", *PREPARABLE, *prepared_datasets(Path(data_path).parent)})
     raise DatasetNotFoundError(

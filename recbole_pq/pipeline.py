@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from importlib import resources
 import sys
 from logging import getLogger
 from pathlib import Path
@@ -30,20 +29,18 @@ from recbole_pq.config_checks import (
     read_config_file,
 )
 from recbole_pq.data import (
-    DATA_ENV,
     TRAIN_MODES,
     Seq2SeqDataset,
     check_dataset_files,
     resolve_data_path,
 )
 from recbole_pq.errors import ConfigError
+from recbole_pq.paths import DATA_ENV, PROPERTIES
 from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
 from recbole_pq.user_data import user_load_columns
 
-# The YAML layers ship inside the package (the repository's top-level properties/ is a
-# link to this folder: one copy, editable in a checkout, installed with the wheel).
-PROPERTIES = Path(str(resources.files("recbole_pq") / "properties"))
+
 
 
 def property_files(model_name: str, dataset: str) -> list[str]:
@@ -255,7 +252,7 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
 
 def run_summary(config: Config, trainer, best_epoch, best_valid: dict | None, test: dict | None, saved: bool) -> str:
     """One line that says how the run ended: best epoch, test metrics, checkpoint, item table."""
-    from recbole_pq.tuning import item_memory
+    from recbole_pq.code_diagnostics import item_memory
 
     metric = config["valid_metric"].lower()
     parts = [f"{config['model']} on {config['dataset']}"]

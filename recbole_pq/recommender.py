@@ -45,9 +45,8 @@ class _Catalogue:
 
 def build_model(checkpoint: dict, path) -> torch.nn.Module:
     """The plugin model of a checkpoint, weights loaded, in eval mode on CPU."""
-    from recbole_pq.registry import PLUGIN_MODELS, get_model_class
+    from recbole_pq.models import PLUGIN_MODELS
 
-    get_model_class("SASRecJPQ")  # registers the plugin models
     config = _InferenceConfig(checkpoint["config"])
     name = config.get("model")
     if name not in PLUGIN_MODELS:

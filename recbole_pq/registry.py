@@ -1,8 +1,8 @@
 """Find a model class by name: the plugin's models first, then all of RecBole's built-ins.
 
-RecBole's own ``get_model`` only looks inside the ``recbole`` package, so plugin
-models are registered here (by ``recbole_pq.models``) and everything else is
-delegated to RecBole.
+RecBole's own ``get_model`` only looks inside the ``recbole`` package, so the plugin's
+names (``recbole_pq.models.PLUGIN_MODELS``, an explicit mapping) are looked up here and
+everything else is delegated to RecBole.
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from recbole.utils import get_model as recbole_get_model
 
 from recbole_pq.errors import ConfigError
 
-PLUGIN_MODELS: dict[str, type] = {}
-
-
-def register(model_class: type) -> type:
-    """Class decorator: make a plugin model findable by its class name."""
-    PLUGIN_MODELS[model_class.__name__] = model_class
-    return model_class
+from recbole_pq.models import PLUGIN_MODELS
 
 
 def recbole_model_names() -> list[str]:
@@ -36,8 +30,6 @@ def available_models() -> list[str]:
 
 def get_model_class(name: str) -> type:
     """The class for ``name``; ValueError naming close matches when there is none."""
-    import recbole_pq.models  # noqa: F401  (registers the plugin models)
-
     if name in PLUGIN_MODELS:
         return PLUGIN_MODELS[name]
     if name in recbole_model_names():

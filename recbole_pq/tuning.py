@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_pq.code_diagnostics import item_memory
 from recbole_pq.errors import ConfigError
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -36,7 +37,7 @@ def metric_key(metric: str) -> str:
 
 def load_tune_file(path) -> dict:
     from recbole_pq.config_checks import read_config_file
-    from recbole_pq.pipeline import PROPERTIES
+    from recbole_pq.paths import PROPERTIES
 
     path = Path(path)
     packaged = PROPERTIES / "tune" / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
@@ -143,14 +144,6 @@ def run_trial(params: dict, model: str, dataset: str, config_files: list, fixed:
     final.update({f"test_{k.replace('@', '_at_')}": float(v) for k, v in test_result.items()})
     final.update(memory, scoring_ms_per_user=scoring_ms_per_user(model_obj, test))
     tune.report(final)
-
-
-def item_memory(model) -> dict:
-    items = getattr(model, "items", None)
-    if items is None or not hasattr(items, "memory_bytes"):
-        return {"item_table_mb": None, "compression": None}
-    mem = items.memory_bytes()
-    return {"item_table_mb": mem["compressed"] / 2**20, "compression": mem["dense"] / mem["compressed"]}
 
 
 def scoring_ms_per_user(model, test_data) -> float | None:

@@ -116,6 +116,12 @@ def _resume_other_shape(env):
     PQTrainer.resume_checkpoint(other, last)
 
 
+def _future_checkpoint(env):
+    path = env["tmp"] / "future.pth"
+    torch.save({"config": {}, "state_dict": {}, "format": 99}, path)
+    load_checkpoint(path)
+
+
 def _stock_recbole_checkpoint(env):
     path = env["tmp"] / "recbole.pth"
     torch.save({"config": argparse.Namespace(model="SASRec"), "state_dict": {}}, path)  # pickles an object
@@ -342,6 +348,8 @@ CASES = [
      model_case("SASRecJPQ", code_assignment="qr", pq_m=2, pq_b=4), ConfigError, r"needs pq_b >= ceil\(sqrt\("),
     ("pq-b-auto-text", "pq_b neither an integer nor auto", model_case("SASRecJPQ", pq_b="big"), ConfigError,
      r"pq_b=big must be an integer in \[2, .*or auto"),
+    ("checkpoint-newer-format", "a checkpoint from a newer recbole-pq", _future_checkpoint, CheckpointError,
+     r"future\.pth has format 99, newer than this recbole-pq reads"),
     ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
      lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]

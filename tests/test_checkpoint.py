@@ -80,3 +80,13 @@ def test_plain_turns_numpy_scalars_into_python_numbers():
     value = plain({"ndcg@10": np.float64(0.5), "n": np.int64(3), "xs": (np.float32(1.5),)})
     assert value == {"ndcg@10": 0.5, "n": 3, "xs": [1.5]}
     assert type(value["ndcg@10"]) is float and type(value["n"]) is int
+
+
+def test_checkpoints_carry_their_format_version(tmp_path):
+    from recbole_pq.checkpoint import CHECKPOINT_FORMAT
+
+    path = tmp_path / "c.pth"
+    save_checkpoint({"config": {"model": "SASRecJPQ"}, "state_dict": {}}, path)
+    assert load_checkpoint(path)["format"] == CHECKPOINT_FORMAT
+    torch.save({"config": {}, "state_dict": {}}, tmp_path / "old.pth")  # before the field existed
+    assert load_checkpoint(tmp_path / "old.pth").get("format", 0) == 0

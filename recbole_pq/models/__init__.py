@@ -1,8 +1,12 @@
-"""The plugin's models; importing this package registers them by class name."""
+"""The plugin's models, and ``PLUGIN_MODELS``: the names RecBole users give as ``--model``."""
 
 from recbole_pq.models.dense_sasrec import DenseSASRec
 from recbole_pq.models.gbert4rec import gBERT4Rec, gBERT4RecJPQ
 from recbole_pq.models.sasrec_jpq import SASRecJPQ
 from recbole_pq.models.sasrec_lisa import SASRecLISA
 
-__all__ = ["DenseSASRec", "SASRecJPQ", "SASRecLISA", "gBERT4Rec", "gBERT4RecJPQ"]
+PLUGIN_MODELS: dict[str, type] = {
+    model.__name__: model for model in (DenseSASRec, SASRecJPQ, SASRecLISA, gBERT4Rec, gBERT4RecJPQ)
+}
+
+__all__ = ["PLUGIN_MODELS", "DenseSASRec", "SASRecJPQ", "SASRecLISA", "gBERT4Rec", "gBERT4RecJPQ"]

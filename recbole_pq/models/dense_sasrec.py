@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
-from recbole_pq.registry import register
 
 
-@register
 class DenseSASRec(PQSequentialRecommender):
     """SASRec with an (N, d) tied item table, for input and output (SASRecJPQ: sub-item ids)."""
 

@@ -18,10 +18,8 @@ from torch import nn
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
-from recbole_pq.registry import register
 
 
-@register
 class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
     """BERT4Rec + gBCE with a dense item table (the twin of gBERT4RecJPQ)."""
 
@@ -119,7 +117,6 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         return self.encode(inputs, lengths), seq, masked
 
 
-@register
 class gBERT4RecJPQ(gBERT4Rec):  # noqa: N801
     """gBERT4Rec whose item table (input and output, tied) is RecJPQ sub-item ids."""
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from recbole_pq.models.dense_sasrec import DenseSASRec
-from recbole_pq.registry import register
 
 
-@register
 class SASRecJPQ(DenseSASRec):
     """SASRec with items as (N, m) codes + (m, b, d/m) sub-item embeddings, for input and output."""
 

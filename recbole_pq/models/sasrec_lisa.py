@@ -37,7 +37,6 @@ from recbole_pq.layers.dense_items import DenseItemEmbedding
 from recbole_pq.layers.item_codes import codes_for_dataset
 from recbole_pq.layers.lisa import LISAEncoder, attention_context, codeword_histogram
 from recbole_pq.models.base import PQSequentialRecommender
-from recbole_pq.registry import register
 
 LISA_VARIANTS = ("base", "soft", "mini")
 LISA_CODES = ("learned",) + CODE_ASSIGNMENTS
@@ -56,7 +55,6 @@ class LISAState:
     length: int  # number of items seen (sets the clamped position)
 
 
-@register
 class SASRecLISA(PQSequentialRecommender):
     """SASRec whose self-attention is LISA's linear-time codeword-histogram attention."""
 
