@@ -4,6 +4,7 @@
     python benchmarks/scoring.py --quick    # under 2 minutes: N <= 1e6, batch 1
     python benchmarks/scoring.py --json PATH --max-n 1e8
     python benchmarks/scoring.py --load     # 1M items, quiet vs another process busy (scoring_load.json)
+    python benchmarks/scoring.py --table-sizes   # 1M items: m = 8, b = 256 vs pq_b/pq_m: auto (scoring_tables.json)
 
 Synthetic, seeded codes (m = 8, b = 256, uint8) and random sub-item tables.  Each
 catalogue size runs in a fresh process (so peak RSS is per size); every method is
@@ -250,6 +251,8 @@ def main(argv=None) -> int:
     parser.add_argument("--load", action="store_true",
                         help="scan 1M items quiet and with another process busy; writes scoring_load.json")
     parser.add_argument("--load-worker", choices=("balanced", "static"), help=argparse.SUPPRESS)
+    parser.add_argument("--table-sizes", action="store_true",
+                        help="1M items: m = 8, b = 256 against the auto sizes; writes scoring_tables.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", help=argparse.SUPPRESS)
     parser.add_argument("--previous", help=argparse.SUPPRESS)
@@ -265,6 +268,9 @@ def main(argv=None) -> int:
         return 0
     if args.load:
         return load_benchmark(args)
+    if args.table_sizes:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
+        return table_sizes_benchmark(args)
     if args.limits:
         data = json.loads(args.json.read_text())
         data["machine"] = machine_limits(args.threads)
@@ -378,6 +384,52 @@ def load_benchmark(args) -> int:
 
 
 LOAD_N_ITEMS = 1_000_000
+
+
+def table_sizes_benchmark(args) -> int:
+    """Fused scan at 1M items, d = 64, for today's m = 8, b = 256 and the sizes pq_b: auto /
+    pq_m: auto choose there, measured in one process, alternating, batch 1 and 64."""
+    import numpy as np
+    import torch
+
+    from recbole_pq.codebook_size import auto_codes_per_split, auto_splits
+    from recbole_pq.codes import code_dtype
+    from recbole_pq.layers.item_codes import ItemCodeEmbedding
+    from recbole_pq.scoring import make_scorer
+
+    n, dim = LOAD_N_ITEMS, 64
+    # today's sizes, two in between (where the m x b table still fits the L2 cache), the auto sizes
+    sizes = [(8, 256), (8, 1024), (8, 4096), (8, auto_codes_per_split(n, dim, 8)),
+             (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)))]
+    rng = np.random.default_rng(SEED)
+    layers = {(m, b): ItemCodeEmbedding(rng.integers(0, b, size=(n, m)).astype(code_dtype(b)), b, dim, init_std=1.0)
+              for m, b in sizes}
+    scorer = make_scorer("pqtopk", 16384, "numba")
+    times = {(m, b, batch): [] for m, b in sizes for batch in args.batches}
+    queries = {batch: torch.randn(batch, dim, generator=torch.Generator().manual_seed(batch)) for batch in args.batches}
+    for (m, b), layer in layers.items():
+        for batch in args.batches:
+            scorer.topk(queries[batch], layer, K)  # warm-up (compiles the kernel for this code type)
+    for _ in range(max(5, args.repeats)):
+        for (m, b), layer in layers.items():
+            for batch in args.batches:
+                start = time.perf_counter()
+                scorer.topk(queries[batch], layer, K)
+                times[(m, b, batch)].append(1000 * (time.perf_counter() - start) / batch)
+    auto = {(8, auto_codes_per_split(n, dim, 8)): "pq_b: auto",
+            (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim))): "pq_m, pq_b: auto", (8, 256): "today"}
+    records = [{"m": m, "b": b, "sizes": auto.get((m, b), ""), "batch": batch, "code_bytes": int(code_dtype(b).itemsize),
+                "item_mb": round((n * m * code_dtype(b).itemsize + b * dim * 4) / 2**20, 2),
+                "ms_per_user": round(statistics.median(times[(m, b, batch)]), 3)}
+               for (m, b, batch) in times]
+    result = {"command": "python benchmarks/scoring.py --table-sizes", "cpu": _cpu_name(), "threads": args.threads,
+              "n_items": n, "dim": dim, "k": K, "dense_mb": round(n * dim * 4 / 2**20, 2), "records": records}
+    path = args.json.with_name("scoring_tables.json")
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    for record in records:
+        print(record)
+    print(f"wrote {path}")
+    return 0
 
 
 def plot_load(result: dict, path: Path) -> None:
