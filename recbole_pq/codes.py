@@ -4,7 +4,10 @@
 *training* interactions; split k takes component k's item loadings, min-max
 normalised, with tiny noise so ties break, and cuts them into b equal-population
 bins.  ``bpr`` cuts the m item factors of a BPR matrix factorisation of the same
-interactions the same way (RecJPQ's second method).  ``qr`` is quotient-remainder
+interactions the same way (RecJPQ's second method).  ``svd_pq`` quantises d-dimensional SVD
+item vectors with a product quantiser (k-means with b centroids per split of d/m dims):
+its codes, and its centroids as the sub-item tables' starting point (RecJPQ-HC's idea), so
+at step 0 the item table is the PQ reconstruction of the SVD vectors.  ``qr`` is quotient-remainder
 (m = 2: item id // b and item id % b, b >= ceil(sqrt(N))), a cheap baseline that uses
 no data.  ``random`` draws uniform codes.  All are deterministic for a seed.
 """
@@ -19,8 +22,9 @@ import scipy.sparse as sp
 
 from recbole_pq.errors import ConfigError
 
-CODE_ASSIGNMENTS = ("svd", "bpr", "qr", "random")
-DATA_ASSIGNMENTS = ("svd", "bpr")  # need the training interactions
+CODE_ASSIGNMENTS = ("svd", "svd_pq", "bpr", "qr", "random")
+DATA_ASSIGNMENTS = ("svd", "svd_pq", "bpr")  # need the training interactions
+KMEANS_POINTS_PER_CENTROID = 256  # k-means trains on at most this many points per centroid (as FAISS does)
 
 
 def code_dtype(b: int) -> np.dtype:
@@ -110,6 +114,72 @@ def bpr_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
     return codes
 
 
+def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means: (n, k) float points -> (b, k) centroids and (n,) nearest-centroid ids.
+    Starts from b distinct points drawn with the seed; an emptied centroid restarts at a
+    random point; trains on at most KMEANS_POINTS_PER_CENTROID * b points, assigns all."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(points, dtype=torch.float32)
+    train = x[torch.randperm(len(x), generator=generator)[:KMEANS_POINTS_PER_CENTROID * b]]
+    start = torch.randperm(len(train), generator=generator)[:b]
+    centroids = train[start].clone()
+    if len(centroids) < b:  # fewer points than centroids: the rest start at jittered copies
+        extra = train[torch.randint(0, len(train), (b - len(centroids),), generator=generator)]
+        centroids = torch.cat([centroids, extra + 1e-3 * torch.randn(extra.shape, generator=generator)])
+    for _ in range(iterations):
+        nearest = nearest_centroid(train, centroids)
+        sums = torch.zeros_like(centroids).index_add_(0, nearest, train)
+        counts = torch.bincount(nearest, minlength=b).unsqueeze(1)
+        empty = counts.squeeze(1) == 0
+        centroids = torch.where(empty.unsqueeze(1), centroids, sums / counts.clamp(min=1))
+        if empty.any():
+            centroids[empty] = train[torch.randint(0, len(train), (int(empty.sum()),), generator=generator)]
+    return centroids.numpy(), nearest_centroid(x, centroids).numpy()
+
+
+def nearest_centroid(points, centroids, rows: int = 4096):
+    """(n,) id of each point's nearest centroid (squared Euclidean), in blocks of rows."""
+    import torch
+
+    half_norms = 0.5 * centroids.pow(2).sum(1)
+    out = torch.empty(len(points), dtype=torch.long)
+    for start in range(0, len(points), rows):
+        block = points[start:start + rows]
+        out[start:start + rows] = (half_norms - block @ centroids.T).argmin(1)  # ||x-c||^2/2 - ||x||^2/2
+    return out
+
+
+def svd_item_vectors(user_ids, item_ids, n_users: int, n_items: int, dim: int, seed: int) -> np.ndarray:
+    """(n_items, dim) item vectors of a truncated SVD of the binary user x item matrix
+    (right singular vectors scaled by their singular values; zero columns past the rank)."""
+    from sklearn.utils.extmath import randomized_svd
+
+    matrix = sp.csr_matrix((np.ones(len(user_ids), dtype=np.float32), (user_ids, item_ids)),
+                           shape=(n_users, n_items))
+    matrix.data[:] = 1.0
+    vectors = np.zeros((n_items, dim), dtype=np.float32)
+    rank = min(dim, min(matrix.shape) - 1)
+    if rank >= 1:
+        _, singular, vt = randomized_svd(matrix, n_components=rank, random_state=seed)
+        vectors[:, :rank] = (vt.T * singular).astype(np.float32)
+    return vectors
+
+
+def svd_pq_codes(user_ids, item_ids, n_users: int, n_items: int, m: int, b: int, dim: int,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser of the SVD item
+    vectors, split s quantising dims [s*d/m, (s+1)*d/m) with its own k-means."""
+    vectors = svd_item_vectors(user_ids, item_ids, n_users, n_items, dim, seed)
+    sub_dim = dim // m
+    codes = np.empty((n_items, m), dtype=code_dtype(b))
+    centroids = np.empty((m, b, sub_dim), dtype=np.float32)
+    for split in range(m):
+        centroids[split], codes[:, split] = kmeans(vectors[:, split * sub_dim:(split + 1) * sub_dim], b, seed + split)
+    return codes, centroids
+
+
 def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items: int,
               m: int, b: int, seed: int) -> np.ndarray:
     """(n_items, m) codes from a truncated SVD of the binary user x item matrix."""
@@ -134,9 +204,25 @@ def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
     return codes
 
 
+def assign_codes_and_tables(method: str, n_items: int, m: int, b: int, seed: int, user_ids=None, item_ids=None,
+                            n_users: int | None = None, dim: int | None = None):
+    """((n_items, m) codes, (m, b, dim/m) starting sub-item tables or None) by ``method``;
+    only svd_pq gives tables (its centroids), the others leave the tables to random init."""
+    if method == "svd_pq":
+        if user_ids is None or item_ids is None or n_users is None or len(user_ids) == 0:
+            raise ConfigError("code_assignment='svd_pq' needs the training interactions, and there are none.")
+        if dim is None or dim % m:
+            raise ConfigError(f"code_assignment='svd_pq' needs hidden_size divisible by pq_m; got {dim} and {m}.")
+        return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed)
+    return assign_codes(method, n_items, m, b, seed, user_ids, item_ids, n_users), None
+
+
 def assign_codes(method: str, n_items: int, m: int, b: int, seed: int,
                  user_ids=None, item_ids=None, n_users: int | None = None) -> np.ndarray:
-    """(n_items, m) codes by ``method`` (svd needs the training user/item ids)."""
+    """(n_items, m) codes by ``method`` (svd and bpr need the training user/item ids; svd_pq's
+    codes come with tables: ``assign_codes_and_tables``)."""
+    if method == "svd_pq":
+        raise ValueError("svd_pq gives codes and tables: call assign_codes_and_tables")
     if method == "random":
         return random_codes(n_items, m, b, seed)
     if method == "qr":

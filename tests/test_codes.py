@@ -134,3 +134,42 @@ def test_code_usage_and_effective_rank():
     assert usage["code_entropy"][1] == pytest.approx(-(0.4 * np.log(0.4) + 0.6 * np.log(0.6)) / np.log(4), abs=1e-4)
     assert effective_rank(torch.eye(8)) == pytest.approx(8.0)
     assert effective_rank(torch.ones(50, 8)) == pytest.approx(1.0)
+
+
+def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
+    from recbole_pq.codes import assign_codes_and_tables, svd_item_vectors
+
+    users, items = _interactions()
+    kwargs = dict(user_ids=users, item_ids=items, n_users=200, dim=16)
+    codes, tables = assign_codes_and_tables("svd_pq", 300, 4, 8, seed=1, **kwargs)
+    assert codes.shape == (300, 4) and codes.dtype == np.uint8 and tables.shape == (4, 8, 4)
+    again = assign_codes_and_tables("svd_pq", 300, 4, 8, seed=1, **kwargs)
+    np.testing.assert_array_equal(codes, again[0])
+    np.testing.assert_array_equal(tables, again[1])
+    vectors = svd_item_vectors(users, items, 200, 300, 16, seed=1)
+    for split in range(4):
+        part = vectors[:, split * 4:(split + 1) * 4]
+        distances = ((part[:, None, :] - tables[split][None]) ** 2).sum(-1)  # (N, b)
+        chosen = distances[np.arange(300), codes[:, split]]
+        np.testing.assert_allclose(chosen, distances.min(1), rtol=1e-4, atol=1e-5)  # each item's nearest centroid
+    # the quantiser is much closer to the vectors than the same tables with random codes
+    reconstruction = np.concatenate([tables[s][codes[:, s]] for s in range(4)], axis=1)
+    shuffled = np.concatenate([tables[s][np.random.default_rng(0).integers(0, 8, 300)] for s in range(4)], axis=1)
+    assert ((vectors - reconstruction) ** 2).sum() < 0.5 * ((vectors - shuffled) ** 2).sum()
+
+
+def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings):
+    from recbole_pq.codes import assign_codes_and_tables
+    from recbole_pq.data import training_user_item
+    from recbole_pq.pipeline import setup
+
+    config, (train, _, _), model, _ = setup("SASRecJPQ", "ml-1m", config_dict={
+        **fast_settings, "data_path": str(ml1m_slice), "code_assignment": "svd_pq"})
+    users, items = training_user_item(train._dataset, config)
+    codes, tables = assign_codes_and_tables("svd_pq", model.items.n_items, 4, 16, seed=config["seed"], user_ids=users,
+                                            item_ids=items, n_users=train._dataset.user_num, dim=16)
+    np.testing.assert_array_equal(model.items.codes.numpy(), codes)
+    pq = torch.as_tensor(np.concatenate([tables[s][codes[:, s]] for s in range(4)], axis=1))
+    scale = config["initializer_range"] / torch.as_tensor(tables).std()
+    with torch.no_grad():
+        torch.testing.assert_close(model.items.reconstruct(), pq * scale, rtol=1e-5, atol=1e-7)

@@ -21,7 +21,11 @@ class ItemCodeEmbedding(nn.Module):
     saved in (and restored from) the model's state_dict; they are never trained.
     """
 
-    def __init__(self, codes: np.ndarray | torch.Tensor, b: int, dim: int, init_std: float = 0.02):
+    def __init__(self, codes: np.ndarray | torch.Tensor, b: int, dim: int, init_std: float = 0.02,
+                 sub_item_init: np.ndarray | None = None):
+        """``sub_item_init``: (m, b, d/m) starting tables (e.g. PQ centroids), rescaled as a
+        whole to standard deviation ``init_std`` so the rest of the model sees the scale it
+        was initialised for; random N(0, init_std) when None."""
         super().__init__()
         codes = torch.as_tensor(np.asarray(codes))
         if codes.dim() != 2:
@@ -35,7 +39,14 @@ class ItemCodeEmbedding(nn.Module):
         self.sub_dim = dim // m
         torch_dtype = {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[code_dtype(b).type]
         self.register_buffer("codes", codes.to(torch_dtype))
-        self.sub_item_embeddings = nn.Parameter(torch.randn(m, b, self.sub_dim) * init_std)
+        if sub_item_init is None:
+            tables = torch.randn(m, b, self.sub_dim) * init_std
+        else:
+            tables = torch.as_tensor(np.asarray(sub_item_init), dtype=torch.float32)
+            if tables.shape != (m, b, self.sub_dim):
+                raise ValueError(f"sub_item_init must be (m, b, d/m) = {(m, b, self.sub_dim)}, got {tuple(tables.shape)}")
+            tables = tables * (init_std / tables.std().clamp(min=1e-12))
+        self.sub_item_embeddings = nn.Parameter(tables)
         self._cache = DerivedCache()
 
     def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
@@ -112,18 +123,23 @@ def check_code_assignment(config) -> None:
 
 
 def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarray:
-    """(n_items, m) codes in [0, b) by ``method`` (``codes.CODE_ASSIGNMENTS``), svd from
-    the dataset's training interactions; padding id 0 and unseen items get codes too."""
-    from recbole_pq.codes import assign_codes
-    from recbole_pq.data import training_user_item
+    """(n_items, m) codes in [0, b) by ``method`` (``codes.CODE_ASSIGNMENTS``)."""
+    return codes_and_tables_for_dataset(method, m, b, config, dataset)[0]
 
-    from recbole_pq.codes import DATA_ASSIGNMENTS
+
+def codes_and_tables_for_dataset(method: str, m: int, b: int, config, dataset):
+    """(n_items, m) codes by ``method``, and starting sub-item tables (m, b, d/m) where the
+    method gives them (svd_pq), else None; data-driven methods read the dataset's training
+    interactions; padding id 0 and unseen items get codes too."""
+    from recbole_pq.codes import DATA_ASSIGNMENTS, assign_codes_and_tables
+    from recbole_pq.data import training_user_item
 
     user_ids = item_ids = None
     if method in DATA_ASSIGNMENTS:
         user_ids, item_ids = training_user_item(dataset, config)
-    return assign_codes(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
-                        user_ids=user_ids, item_ids=item_ids, n_users=dataset.num(config["USER_ID_FIELD"]))
+    return assign_codes_and_tables(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
+                                   user_ids=user_ids, item_ids=item_ids,
+                                   n_users=dataset.num(config["USER_ID_FIELD"]), dim=config["hidden_size"])
 
 
 def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
@@ -134,5 +150,5 @@ def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
     check_pq_config(config, n_items)
     for message in starvation_warnings(n_items, config["hidden_size"], m, b):
         getLogger().warning("%s.", message)
-    codes = codes_for_dataset(config["code_assignment"], config["pq_m"], config["pq_b"], config, dataset)
-    return ItemCodeEmbedding(codes, config["pq_b"], config["hidden_size"], init_std=config["initializer_range"])
+    codes, tables = codes_and_tables_for_dataset(config["code_assignment"], m, b, config, dataset)
+    return ItemCodeEmbedding(codes, b, config["hidden_size"], init_std=config["initializer_range"], sub_item_init=tables)
