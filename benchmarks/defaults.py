@@ -1,12 +1,15 @@
-"""Defaults a user never changes: SASRecJPQ's sub-item table sizes against DenseSASRec.
+"""What a user gets with nothing but --model and --dataset: SASRecJPQ's sub-item table sizes
+(issue 34) and code assignments (issue 33) against DenseSASRec, at one budget.
 
     python benchmarks/defaults.py --dataset video-games --epochs 10
     python benchmarks/defaults.py --dataset ml-100k --epochs 20 --variants today auto-b
+    python benchmarks/defaults.py --dataset ml-1m --epochs 10 --variants today codes-svd_pq codes-bpr codes-qr
 
 Every row runs with nothing but the model, the data set, the budget (--epochs) and the
 row's own sizes: what a user gets from ``--model=... --dataset=...``.  Rows: DenseSASRec;
 SASRecJPQ with the long-standing sizes (pq_m 8, pq_b 256); with ``pq_b: auto``; with
-``pq_m: auto`` and ``pq_b: auto``; with ``pq_m: 2`` and ``pq_b: auto``.  Records best validation
+``pq_m: auto`` and ``pq_b: auto``; with ``pq_m: 2`` and ``pq_b: auto``; and, at today's sizes,
+every code assignment (``codes-*``; qr with m = 2).  Records best validation
 NDCG@10 (the only number a choice may use), test NDCG@10, the chosen m and b, the item
 representation's MB and its compression, epochs and seconds.  The JSON
 (docs/benchmarks/defaults.json) is written after every row; rows already in it are skipped,
@@ -32,6 +35,10 @@ VARIANTS = {  # name -> (model, overrides)
     "auto-b": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto"}),
     "auto-mb": ("SASRecJPQ", {"pq_m": "auto", "pq_b": "auto"}),
     "m2-auto-b": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto"}),
+    "codes-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_pq"}),
+    "codes-bpr": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "bpr"}),
+    "codes-random": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "random"}),
+    "codes-qr": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "qr"}),
 }
 
 
@@ -49,7 +56,7 @@ def cpu() -> dict:
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
     import recbole_pq
     from recbole_pq.pipeline import setup
-    from recbole_pq.code_diagnostics import item_memory
+    from recbole_pq.code_diagnostics import item_memory, item_table_diagnostics
 
     model, overrides = VARIANTS[variant]
     settings = {**overrides, "epochs": epochs, "seed": seed, "show_progress": False,
@@ -66,6 +73,8 @@ def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
             "valid_ndcg@10": round(float(best_valid["ndcg@10"]), 5), "test_ndcg@10": round(float(test_result["ndcg@10"]), 5),
             "test_recall@10": round(float(test_result["recall@10"]), 5), "epochs": epochs,
             "train_precision": config["train_precision"], "seconds": round(time.perf_counter() - start, 1),
+            "code_assignment": config["code_assignment"] if model == "SASRecJPQ" else None,
+            "diagnostics": item_table_diagnostics(items),
             "recbole_pq": recbole_pq.__version__}
 
 
