@@ -51,6 +51,7 @@ MD_DEFAULT = ROOT / "docs" / "QUALITY.md"
 NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
 SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"
 LONG_JSON = ROOT / "docs" / "benchmarks" / "quality_long.json"  # --longer: budgets beyond the tables'
+DEFAULTS_JSON = ROOT / "docs" / "benchmarks" / "defaults.json"  # benchmarks/defaults.py
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
 # Longest history per data set unless --max-seq-length says otherwise: ML-1M's sequences are long
 # (median 96), Amazon's short (mean 9), as in SASRec's and LISA's set-ups.
@@ -376,9 +377,40 @@ def render_markdown(records: list[dict], longer: list[dict] = ()) -> str:
     for (dataset, protocol, epochs), rows in sorted(groups.items()):
         lines += table_lines(dataset, protocol, rows, f", longer budget ({epochs} epochs)")
     lines += selection_lines(load_records(SELECTION_JSON))
+    if DEFAULTS_JSON.is_file():
+        lines += defaults_lines(json.loads(DEFAULTS_JSON.read_text()))
     if NOTES.is_file():  # the analysis of a run, written after reading it
         lines += [NOTES.read_text().strip(), ""]
     return "\n".join(lines)
+
+
+def defaults_lines(data: dict) -> list[str]:
+    """The rows of benchmarks/defaults.py: SASRecJPQ's table sizes and code assignments with
+    nothing but --model and --dataset, against DenseSASRec at the same budget."""
+    lines = ["## Defaults: what `--model` and `--dataset` alone give", "",
+             f"Written by `{data['command']}` (CPU: {data.get('cpu', '?')}). Every row: the plugin's YAML defaults "
+             "(d = 64, RecBole's ranking protocol, history kept), the same seed and epochs, plus only the row's "
+             "settings; the best validation NDCG@10 picks the checkpoint and is the only number a default may be "
+             "chosen on. % of dense: test NDCG@10 over DenseSASRec's in the same table. Diagnostics of the trained "
+             "item table: mean share of the b codes used per split, items sharing their whole code tuple with "
+             "another item, effective rank of the (N, d) item matrix (d = 64 at most).", ""]
+    for dataset, epochs in sorted({(r["dataset"], r["epochs"]) for r in data["records"]}):
+        rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)]
+        dense = next((r for r in rows if r["model"] == "DenseSASRec"), None)
+        lines += [f"**{dataset}**, {epochs} epochs, {rows[0]['n_items']:,} items", "",
+                  "| row | m | b | codes | item MB (× smaller) | valid NDCG@10 | test NDCG@10 | % of dense | codes used | "
+                  "items sharing a tuple | eff. rank |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            diag = r.get("diagnostics") or {}
+            share = f"{100 * r['test_ndcg@10'] / dense['test_ndcg@10']:.0f}%" if dense and dense["test_ndcg@10"] else ""
+            mb = (f"{r['item_table_mb']:.3g} ({r['compression']:.1f}×)" if r.get("item_table_mb")
+                  else f"{r['dense_item_table_mb']:.3g} (dense)")
+            used = f"{100 * diag['codes_used_fraction']:.0f}%" if "codes_used_fraction" in diag else ""
+            lines.append(f"| {r['variant']} | {r['pq_m'] or ''} | {r['pq_b'] or ''} | {r.get('code_assignment') or ''} | "
+                         f"{mb} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} | {share} | {used} | "
+                         f"{diag.get('items_sharing_a_code_tuple', '')} | {diag.get('effective_rank', '')} |")
+        lines.append("")
+    return lines
 
 
 def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: str) -> list[str]:
