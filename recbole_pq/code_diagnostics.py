@@ -41,7 +41,7 @@ def effective_rank(items: torch.Tensor) -> float:
 
 def item_memory(model) -> dict:
     items = getattr(model, "items", None)
-    if items is None or not hasattr(items, "memory_bytes"):
+    if items is None:
         return {"item_table_mb": None, "compression": None}
     mem = items.memory_bytes()
     return {"item_table_mb": mem["compressed"] / 2**20, "compression": mem["dense"] / mem["compressed"]}
@@ -50,9 +50,9 @@ def item_memory(model) -> dict:
 def item_table_diagnostics(items) -> dict:
     """Code usage (compressed tables) and the effective rank of the reconstructed items."""
     with torch.no_grad():
-        matrix = items.reconstruct()[1:] if hasattr(items, "reconstruct") else None
+        matrix = items.reconstruct()[1:]
     out = {}
-    if hasattr(items, "codes"):
+    if items.compressed:
         out.update(code_usage(items.codes[1:].cpu().numpy(), items.b))
     if matrix is not None:
         out["effective_rank"] = round(effective_rank(matrix), 2)

@@ -35,6 +35,7 @@ from recbole_pq.data import (
     resolve_data_path,
 )
 from recbole_pq.errors import ConfigError
+from recbole_pq.layers.item_table import ItemTable
 from recbole_pq.paths import DATA_ENV, PROPERTIES
 from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
@@ -235,7 +236,7 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
     logger = getLogger()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    if hasattr(getattr(trainer.model, "items", None), "reconstruct"):
+    if isinstance(getattr(trainer.model, "items", None), ItemTable):
         from recbole_pq.code_diagnostics import item_table_diagnostics
 
         logger.info("item table after training: %s", item_table_diagnostics(trainer.model.items))

@@ -85,7 +85,7 @@ class Recommender:
         self.model = model
         self.tokens = np.asarray(model.item_tokens, dtype=object)
         self.token_to_id = {str(token): index for index, token in enumerate(self.tokens) if index > 0}
-        has_codes = hasattr(model.items, "codes")
+        has_codes = model.items.compressed
         if shards:
             from recbole_pq.sharded import ShardedScorer
 

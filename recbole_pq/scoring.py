@@ -1,4 +1,4 @@
-"""Full-catalogue scoring of user vectors against an ItemCodeEmbedding.
+"""Full-catalogue scoring of user vectors against an item table (``layers.item_table``).
 
 Three scorers behind one interface:
 
@@ -29,7 +29,7 @@ import torch
 from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.derived_cache import DerivedCache
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.layers.item_table import ItemTable
 
 PADDING_ID = 0
 
@@ -79,10 +79,10 @@ class Scorer:
 
     name = "abstract"
 
-    def scores(self, query: torch.Tensor, items: ItemCodeEmbedding) -> torch.Tensor:
+    def scores(self, query: torch.Tensor, items: ItemTable) -> torch.Tensor:
         raise NotImplementedError
 
-    def topk(self, query: torch.Tensor, items: ItemCodeEmbedding, k: int, exclude: torch.Tensor | None = None):
+    def topk(self, query: torch.Tensor, items: ItemTable, k: int, exclude: torch.Tensor | None = None):
         """(values, ids), both (B, k), best first (ties: lower id first), padding excluded.
 
         ``exclude``: (B, L) item ids (0: none) that a row must not recommend, e.g. the

@@ -149,7 +149,7 @@ class ShardedScorer(Scorer):
 
     def __init__(self, items, shards: int, ray_address: str | None = None, shard_dir: str | Path | None = None,
                  threads_per_shard: int | None = None):
-        if not hasattr(items, "codes"):
+        if not items.compressed:
             raise ConfigError("sharded scoring needs compressed items (codes); this model has a dense item table.")
         check_shards(shards, items.n_items)  # before the codes are written out
         self.items_codes = items.codes  # the codes the shards hold: refuse to score other ones

@@ -413,7 +413,7 @@ def test_variants_run_with_uni100_protocol(ml1m_slice, fast_settings, variant):
     ({"lisa_W": 65536, "lisa_B": 64}, r"LISA histograms need about .* GiB .*B=64 x W=65536"),
     ({"lisa_variant": "soft", "scorer": "pqtopk"}, "needs compressed items, but lisa_variant=soft scores full item embeddings"),
     ({"lisa_decay": -1.0}, "lisa_decay=-1.0"),
-    ({"lisa_codes": "kmeans"}, r"lisa_codes='kmeans' is not supported; use one of \['learned', 'svd', 'random'\]"),
+    ({"lisa_codes": "kmeans"}, r"lisa_codes='kmeans' is not supported; use one of \['learned', 'svd', 'svd_pq', 'bpr', 'qr', 'random'\]"),
     ({"lisa_W": 1}, "lisa_B/lisa_W=8/1"),
 ])
 def test_bad_lisa_config(ml1m_slice, fast_settings, overrides, match):

@@ -90,11 +90,10 @@ def test_bad_sharding(local_ray, items_module, tmp_path):
     with pytest.raises(ConfigError, match="shards=9999"):
         ShardedScorer(items_module, 9999, shard_dir=tmp_path)
 
-    class Dense:
-        n_items = 10
+    from recbole_pq.layers.dense_items import DenseItemEmbedding
 
     with pytest.raises(ConfigError, match="dense item table"):
-        ShardedScorer(Dense(), 2, shard_dir=tmp_path)
+        ShardedScorer(DenseItemEmbedding(10, 8), 2, shard_dir=tmp_path)
 
 
 def test_recommender_with_shards_equals_single_process(local_ray, ml1m_slice, fast, tmp_path_factory):

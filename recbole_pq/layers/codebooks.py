@@ -107,8 +107,10 @@ class QuantizedItemTable(nn.Module):
     Evaluation: items are stored as hard ``codes`` (N, B) + codebooks only, so the
     scorers see the same interface as ItemCodeEmbedding and PQTopK costs B lookups and
     adds per item.  Learned eval-time codes are derived data, cached and recomputed
-    whenever a weight changed.
+    whenever a weight changed.  A compressed ``ItemTable`` (``recbole_pq.layers.item_table``).
     """
+
+    compressed = True
 
     def __init__(self, n_items: int, quantizer: CodebookQuantizer, init_std: float = 0.02, fixed_codes=None):
         super().__init__()

@@ -7,7 +7,9 @@ from torch import nn
 
 
 class DenseItemEmbedding(nn.Module):
-    """(N, d) float32 item embeddings; scored by the ``default`` scorer only."""
+    """(N, d) float32 item embeddings; scored by the ``default`` scorer only (an ``ItemTable``)."""
+
+    compressed = False
 
     def __init__(self, n_items: int, dim: int, init_std: float = 0.02):
         super().__init__()
@@ -23,4 +25,4 @@ class DenseItemEmbedding(nn.Module):
 
     def memory_bytes(self) -> dict[str, int]:
         dense = self.weight.numel() * 4
-        return {"dense": dense, "codes": 0, "sub_item_tables": dense, "compressed": dense}
+        return {"dense": dense, "codes": 0, "sub_item_tables": 0, "compressed": dense}  # stored as is

@@ -19,7 +19,10 @@ class ItemCodeEmbedding(nn.Module):
     An item's embedding is the concatenation over splits s of
     ``sub_item_embeddings[s, codes[item, s]]``.  The codes are a buffer, so they are
     saved in (and restored from) the model's state_dict; they are never trained.
+    A compressed ``ItemTable`` (``recbole_pq.layers.item_table``).
     """
+
+    compressed = True
 
     def __init__(self, codes: np.ndarray | torch.Tensor, b: int, dim: int, init_std: float = 0.02,
                  sub_item_init: np.ndarray | None = None):

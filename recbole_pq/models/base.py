@@ -194,13 +194,15 @@ class PQSequentialRecommender(SequentialRecommender):
         return self.scorer.topk(query, self.items, k, exclude=item_seq if self.eval_exclude_history else None)
 
     def log_item_memory(self) -> None:
-        if not hasattr(self.items, "memory_bytes"):
-            return
         mem = self.items.memory_bytes()
+        if not self.items.compressed:
+            getLogger().info("item representation: dense %d x %d float32 = %.3f MB (stored as is)",
+                             self.items.n_items, self.items.dim, mem["dense"] / 2**20)
+            return
         getLogger().info(
             "item representation: dense %d x %d float32 = %.3f MB; codes + sub-item tables = %.3f MB "
             "(%.3f + %.3f); compression %.1fx",
             self.items.n_items, self.items.dim, mem["dense"] / 2**20, mem["compressed"] / 2**20,
             mem["codes"] / 2**20, mem["sub_item_tables"] / 2**20, mem["dense"] / mem["compressed"])
-        if hasattr(self.items, "codes"):
+        if self.items.compressed:
             getLogger().info("item codes: %s", code_usage(self.items.codes[1:].cpu().numpy(), self.items.b))
