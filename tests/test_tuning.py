@@ -132,3 +132,11 @@ def test_sweep_folder_left_empty_by_a_kill_is_reused_not_a_dead_end(tmp_path):
 def test_pareto_front():
     points = [(1.0, 0.10), (2.0, 0.20), (3.0, 0.15), (0.5, 0.05), (2.0, 0.19)]
     assert sorted(pareto_front(points)) == [0, 1, 3]
+
+
+def test_code_assignment_is_a_sweepable_key(tmp_path):
+    config = build_config("SASRecJPQ", "ml-100k")
+    check_spec(load_tune_file(_tune_file(tmp_path, {"code_assignment": {"grid": ["svd", "svd_pq", "bpr", "random"]}})),
+               config)
+    shipped = load_tune_file("jpq")  # a shipped search space by name
+    assert shipped["name"] == "jpq" and "pq_b" in shipped["search_space"]
