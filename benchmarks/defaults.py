@@ -9,7 +9,8 @@ Every row runs with nothing but the model, the data set, the budget (--epochs) a
 row's own sizes: what a user gets from ``--model=... --dataset=...``.  Rows: DenseSASRec;
 SASRecJPQ with the long-standing sizes (pq_m 8, pq_b 256); with ``pq_b: auto``; with
 ``pq_m: auto`` and ``pq_b: auto``; with ``pq_m: 2`` and ``pq_b: auto``; and, at today's sizes,
-every code assignment (``codes-*``; qr with m = 2).  Records best validation
+every code assignment (``codes-*``; qr with m = 2); and gBCE with negatives per sequence or
+per position (``gbce-*``).  Records best validation
 NDCG@10 (the only number a choice may use), test NDCG@10, the chosen m and b, the item
 representation's MB and its compression, epochs and seconds.  The JSON
 (docs/benchmarks/defaults.json) is written after every row; rows already in it are skipped,
@@ -39,6 +40,9 @@ VARIANTS = {  # name -> (model, overrides)
     "codes-bpr": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "bpr"}),
     "codes-random": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "random"}),
     "codes-qr": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "qr"}),
+    # sampled gBCE with negatives per sequence (the default) or per position (issue 29)
+    "gbce-sequence": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "sequence"}),
+    "gbce-position": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "position"}),
 }
 
 

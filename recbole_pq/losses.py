@@ -176,8 +176,17 @@ def bpr_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torch.Tensor
     return -F.logsigmoid(pos_logits.unsqueeze(-1) - neg_logits).mean()
 
 
-def check_loss_config(loss_type: str, gbce_t: float, neg_samples: int, n_items: int | None = None) -> None:
+# Sampled losses: "sequence" -- each training row (one user's sequence) draws k negatives
+# shared by its positions; "position" -- every scored position draws its own k (the
+# reference gSASRec/RecJPQ code), k times more item vectors per batch.
+NEG_SAMPLING = ("sequence", "position")
+
+
+def check_loss_config(loss_type: str, gbce_t: float, neg_samples: int, n_items: int | None = None,
+                      neg_sampling: str = "sequence") -> None:
     """n_items (padding included) bounds neg_samples once the data set is known."""
+    if neg_sampling not in NEG_SAMPLING:
+        raise ConfigError(f"neg_sampling={neg_sampling!r} is not supported; use one of {list(NEG_SAMPLING)}.")
     if loss_type not in LOSS_TYPES:
         raise ConfigError(f"loss_type='{loss_type}' is not supported; use one of {list(LOSS_TYPES)}.")
     if loss_type == "gBCE" and not (0.0 <= float(gbce_t) <= 1.0):

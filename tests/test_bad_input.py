@@ -350,6 +350,8 @@ CASES = [
      r"pq_b=big must be an integer in \[2, .*or auto"),
     ("checkpoint-newer-format", "a checkpoint from a newer recbole-pq", _future_checkpoint, CheckpointError,
      r"future\.pth has format 99, newer than this recbole-pq reads"),
+    ("neg-sampling", "unknown neg_sampling", model_case("SASRecJPQ", neg_sampling="batch"), ConfigError,
+     r"neg_sampling='batch' is not supported; use one of \['sequence', 'position'\]"),
     ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
      lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]

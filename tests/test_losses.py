@@ -145,3 +145,33 @@ def test_softmax_ce_recomputes_when_probabilities_would_not_fit(monkeypatch):
     expected_query, expected_table = torch.autograd.grad(reference_softmax_ce(query, table, targets), (query, table))
     torch.testing.assert_close(query.grad, expected_query, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(table.grad, expected_table, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("neg_sampling", ["sequence", "position"])
+def test_sampled_loss_per_sequence_or_per_position_equals_a_reference(ml1m_slice, fast_settings, neg_sampling):
+    """neg_sampling: sequence -- one set of k negatives per row, shared by its positions;
+    position -- k for every position.  The model's gBCE equals the loss written out by hand
+    from the same random draws."""
+    from recbole_pq.pipeline import setup
+
+    config, (train, _, _), model, _ = setup("SASRecJPQ", "ml-1m", config_dict={
+        **fast_settings, "data_path": str(ml1m_slice), "loss_type": "gBCE", "neg_samples": 5,
+        "neg_sampling": neg_sampling})
+    model.eval()  # no dropout: the states are the same in both computations
+    batch = next(iter(train))
+    with torch.no_grad():
+        states, targets, mask = model.training_positions(batch)
+        torch.manual_seed(7)
+        loss = model.loss_from_positions(states, targets, mask)
+        torch.manual_seed(7)
+        query, positives = states[mask], targets[mask]
+        rows = query.shape[0] if neg_sampling == "position" else states.shape[0]
+        negatives = sample_negatives((rows, 5), model.n_items)
+        if neg_sampling == "sequence":  # each position takes its row's negatives
+            negatives = negatives.unsqueeze(1).expand(-1, states.shape[1], -1)[mask]
+        neg_logits = torch.einsum("pd,pkd->pk", query, model.items(negatives))
+        pos_logits = (query * model.items(positives)).sum(-1)
+        expected = gbce_loss(pos_logits, neg_logits, gbce_beta(5, model.n_items - 1, config["gbce_t"]))
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"neg_sampling='batch' is not supported"):
+        check_loss_config("gBCE", 0.75, 5, neg_sampling="batch")

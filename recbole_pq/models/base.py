@@ -46,7 +46,8 @@ class PQSequentialRecommender(SequentialRecommender):
     @classmethod
     def check_config(cls, config) -> None:
         """Checks that need no data: run by build_config, so a typo fails in the first second."""
-        check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"])
+        check_loss_config(config["loss_type"], config["gbce_t"], config["neg_samples"],
+                          neg_sampling=config["neg_sampling"] or "sequence")
         check_exclude_history(config["eval_exclude_history"])
         make_scorer(cls.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
         if cls.item_table == "codes":
@@ -79,6 +80,7 @@ class PQSequentialRecommender(SequentialRecommender):
         self.check_config(config)  # also for models built without build_config
         self.loss_type = config["loss_type"]
         self.neg_samples = config["neg_samples"]
+        self.neg_sampling = config["neg_sampling"] or "sequence"  # absent in configs from before the key
         self.gbce_t = config["gbce_t"]
         check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)  # the catalogue bound
         self.train_mode = config["train_mode"]
@@ -153,12 +155,16 @@ class PQSequentialRecommender(SequentialRecommender):
         query, positives = states[mask], targets[mask]
         if self.loss_type == "CE":
             return softmax_cross_entropy(query, self.items.reconstruct(), positives)
-        # Each row (one user's sequence) draws its own k uniform negatives, shared by its
-        # positions: (B, k, d) embeddings and one batched product, not (P, k, d).  Negatives
-        # shared by a whole batch made sampled-loss training fail (measured on ml-100k:
-        # gBERT4Rec valid NDCG@10 0.003 after 20 epochs, vs 0.02 with CE).
-        negatives = sample_negatives((states.shape[0], self.neg_samples), self.n_items, device=states.device)
-        neg_logits = torch.bmm(states, self.items(negatives).transpose(1, 2))[mask].float()  # (P, k)
+        if self.neg_sampling == "position":  # (P, k) negatives: (P, k, d) item vectors
+            negatives = sample_negatives((query.shape[0], self.neg_samples), self.n_items, device=states.device)
+            neg_logits = torch.bmm(self.items(negatives), query.unsqueeze(2)).squeeze(2).float()  # (P, k)
+        else:
+            # Each row (one user's sequence) draws its own k uniform negatives, shared by its
+            # positions: (B, k, d) embeddings and one batched product, not (P, k, d).  Negatives
+            # shared by a whole batch made sampled-loss training fail (ml-100k: gBERT4Rec valid
+            # NDCG@10 0.003 after 20 epochs, vs 0.02 with CE).
+            negatives = sample_negatives((states.shape[0], self.neg_samples), self.n_items, device=states.device)
+            neg_logits = torch.bmm(states, self.items(negatives).transpose(1, 2))[mask].float()  # (P, k)
         pos_logits = (query * self.items(positives)).sum(-1).float()  # the loss in float32 under autocast
         if self.loss_type == "BPR":
             return bpr_loss(pos_logits, neg_logits)
