@@ -94,3 +94,17 @@ def test_misspelt_key_in_a_config_file_fails_too(tmp_path):
 
 def test_custom_key_is_passed_on(caplog):
     assert build_config("SASRecJPQ", "ml-100k", config_dict={"my_experiment_tag": "x"})["my_experiment_tag"] == "x"
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import sys
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert build_config("SASRecJPQ", "ml-100k")["show_progress"] is True
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)  # a pipe or a log file
+    assert build_config("SASRecJPQ", "ml-100k")["show_progress"] is False
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("CI", "true")
+    assert build_config("SASRecJPQ", "ml-100k")["show_progress"] is False
+    assert build_config("SASRecJPQ", "ml-100k", config_dict={"show_progress": True})["show_progress"] is True
