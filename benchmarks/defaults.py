@@ -60,7 +60,8 @@ def cpu() -> dict:
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
     import recbole_pq
     from recbole_pq.pipeline import setup
-    from recbole_pq.code_diagnostics import item_memory, item_table_diagnostics
+    from recbole_pq.code_diagnostics import item_memory, item_table_diagnostics, ndcg_by_popularity
+    from recbole_pq.data import training_user_item
 
     model, overrides = VARIANTS[variant]
     settings = {**overrides, "epochs": epochs, "seed": seed, "show_progress": False,
@@ -79,6 +80,7 @@ def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
             "train_precision": config["train_precision"], "seconds": round(time.perf_counter() - start, 1),
             "code_assignment": config["code_assignment"] if model == "SASRecJPQ" else None,
             "diagnostics": item_table_diagnostics(items),
+            "popularity_split": ndcg_by_popularity(model_obj, test, training_user_item(train._dataset, config)),
             "recbole_pq": recbole_pq.__version__}
 
 

@@ -393,21 +393,25 @@ def defaults_lines(data: dict) -> list[str]:
              "settings; the best validation NDCG@10 picks the checkpoint and is the only number a default may be "
              "chosen on. % of dense: test NDCG@10 over DenseSASRec's in the same table. Diagnostics of the trained "
              "item table: mean share of the b codes used per split, items sharing their whole code tuple with "
-             "another item, effective rank of the (N, d) item matrix (d = 64 at most).", ""]
+             "another item, effective rank of the (N, d) item matrix (d = 64 at most). Cold: the 20% of test "
+             "cases whose target items are least popular in training; rest: the others.", ""]
     for dataset, epochs in sorted({(r["dataset"], r["epochs"]) for r in data["records"]}):
         rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)]
         dense = next((r for r in rows if r["model"] == "DenseSASRec"), None)
         lines += [f"**{dataset}**, {epochs} epochs, {rows[0]['n_items']:,} items", "",
-                  "| row | m | b | codes | item MB (× smaller) | valid NDCG@10 | test NDCG@10 | % of dense | codes used | "
-                  "items sharing a tuple | eff. rank |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| row | m | b | codes | item MB (× smaller) | valid NDCG@10 | test NDCG@10 | % of dense | "
+                  "test NDCG@10 cold / rest | codes used | items sharing a tuple | eff. rank |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             diag = r.get("diagnostics") or {}
             share = f"{100 * r['test_ndcg@10'] / dense['test_ndcg@10']:.0f}%" if dense and dense["test_ndcg@10"] else ""
             mb = (f"{r['item_table_mb']:.3g} ({r['compression']:.1f}×)" if r.get("item_table_mb")
                   else f"{r['dense_item_table_mb']:.3g} (dense)")
             used = f"{100 * diag['codes_used_fraction']:.0f}%" if "codes_used_fraction" in diag else ""
+            split = r.get("popularity_split") or {}
+            cold = f"{split['ndcg@10_cold']:.4f} / {split['ndcg@10_rest']:.4f}" if split else ""
             lines.append(f"| {r['variant']} | {r['pq_m'] or ''} | {r['pq_b'] or ''} | {r.get('code_assignment') or ''} | "
-                         f"{mb} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} | {share} | {used} | "
+                         f"{mb} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} | {share} | {cold} | {used} | "
                          f"{diag.get('items_sharing_a_code_tuple', '')} | {diag.get('effective_rank', '')} |")
         lines.append("")
     return lines

@@ -173,3 +173,22 @@ def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice,
     scale = config["initializer_range"] / torch.as_tensor(tables).std()
     with torch.no_grad():
         torch.testing.assert_close(model.items.reconstruct(), pq * scale, rtol=1e-5, atol=1e-7)
+
+
+def test_ndcg_by_popularity_agrees_with_the_evaluator(ml1m_slice, fast_settings):
+    """The cold/rest split's overall NDCG@10 equals RecBole's test NDCG@10, and the cold
+    share holds the least popular targets."""
+    from recbole_pq.code_diagnostics import ndcg_by_popularity
+    from recbole_pq.data import training_user_item
+    from recbole_pq.pipeline import setup
+
+    config, (train, valid, test), model, trainer = setup("SASRecJPQ", "ml-1m", config_dict={
+        **fast_settings, "data_path": str(ml1m_slice)})
+    trainer.fit(train, valid, saved=False)
+    result = trainer.evaluate(test, load_best_model=False)
+    split = ndcg_by_popularity(model, test, training_user_item(train._dataset, config))
+    assert split["ndcg@10_all"] == pytest.approx(float(result["ndcg@10"]), abs=1e-4)
+    cold, rest = split["ndcg@10_cold"], split["ndcg@10_rest"]
+    assert 0 <= cold <= 1 and 0 <= rest <= 1
+    mixed = 0.2 * cold + 0.8 * rest
+    assert mixed == pytest.approx(split["ndcg@10_all"], abs=0.02)
