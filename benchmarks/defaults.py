@@ -40,6 +40,7 @@ VARIANTS = {  # name -> (model, overrides)
     "codes-bpr": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "bpr"}),
     "codes-random": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "random"}),
     "codes-qr": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "qr"}),
+    "auto-b-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq"}),
     # sampled gBCE with negatives per sequence (the default) or per position (issue 29)
     "gbce-sequence": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "sequence"}),
     "gbce-position": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "position"}),

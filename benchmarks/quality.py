@@ -423,7 +423,7 @@ def defaults_lines(data: dict) -> list[str]:
                     "of up to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256: the same model as before.", ""]
 
 
-SIZE_ROWS = ("today", "auto-b", "auto-mb", "m2-auto-b")  # benchmarks/defaults.py's table-size rows
+SIZE_ROWS = ("today", "auto-b", "auto-mb", "m2-auto-b")  # with svd codes  # benchmarks/defaults.py's table-size rows
 
 
 def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: str) -> list[str]:
