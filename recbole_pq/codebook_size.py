@@ -68,18 +68,21 @@ def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
     return config["pq_m"], config["pq_b"]
 
 
-def starvation_warnings(n_items: int, dim: int, m: int, b: int, names: tuple[str, str] = ("pq_m", "pq_b")) -> list[str]:
+def starvation_warnings(n_items: int, dim: int, m: int, b: int, names: tuple[str, str] = ("pq_m", "pq_b"),
+                        split_dims: bool = True) -> list[str]:
     """What is likely to starve a compressed model: many items sharing each sub-item id,
-    or very narrow sub-item embeddings; each message says what to change."""
+    or (``split_dims``: sub-item embeddings are d/m wide) very narrow sub-item embeddings;
+    each message says what to change."""
     m_name, b_name = names
     messages = []
     per_code = (n_items - 1) / b
     if per_code > MAX_ITEMS_PER_CODE:
         better = auto_codes_per_split(n_items, dim, m)
+        hint = f" (e.g. {b_name}={better}, or {b_name}=auto)" if better > b and b_name == "pq_b" else \
+            (f" (e.g. {b_name}={better})" if better > b else "")
         messages.append(f"{per_code:.0f} items share each sub-item id ({n_items - 1} items, {b_name}={b}): the "
-                        f"tables may be too small to tell items apart; raise {b_name}"
-                        + (f" (e.g. {b_name}={better}, or {b_name}=auto)" if better > b else ""))
-    if dim // m < MIN_SUB_DIM:
+                        f"tables may be too small to tell items apart; raise {b_name}{hint}")
+    if split_dims and dim // m < MIN_SUB_DIM:
         messages.append(f"sub-item embeddings are {dim // m} wide (hidden_size={dim}, {m_name}={m}): lower {m_name} "
                         f"(e.g. {m_name}={auto_splits(dim)}) or raise hidden_size")
     return messages

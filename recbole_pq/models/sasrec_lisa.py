@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from logging import getLogger
 
 import torch
 from torch import nn
 
+from recbole_pq.codebook_size import starvation_warnings
 from recbole_pq.codes import CODE_ASSIGNMENTS
 from recbole_pq.errors import ConfigError
 from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable
@@ -112,6 +114,10 @@ class SASRecLISA(PQSequentialRecommender):
             self.items = QuantizedItemTable(self.n_items, CodebookQuantizer(*item_books, dim, tau, std), std, fixed)
             self.seq_quantizer = self.items.quantizer if self.variant == "base" else \
                 CodebookQuantizer(*seq_books, dim, tau, std)
+            # codewords are D wide and summed (no d/m splits): only the sharing can starve them
+            for message in starvation_warnings(self.n_items, dim, *item_books, names=("lisa_B", "lisa_W"),
+                                               split_dims=False):
+                getLogger().warning("%s.", message)
         self.encoder = LISAEncoder(config, n_codebooks=seq_books[0])
         self.encoder.apply(self._init_weights)
         self.log_item_memory()
