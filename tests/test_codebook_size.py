@@ -55,7 +55,7 @@ def test_starvation_warning_says_what_to_change():
     [narrow] = starvation_warnings(1000, 64, 16, 256)
     assert "sub-item embeddings are 4 wide" in narrow and "pq_m=4" in narrow
     assert starvation_warnings(3707, 64, 8, 256) == []
-    [lisa] = starvation_warnings(10**5, 64, 16, 256, names=("lisa_B", "lisa_W"), split_dims=False)
+    [lisa] = starvation_warnings(10**5, 64, 8, 256, names=("lisa_B", "lisa_W"), split_dims=False)
     assert "raise lisa_W (e.g. lisa_W=" in lisa and "auto" not in lisa  # LISA's codewords are D wide: no width check
 
 
