@@ -85,14 +85,47 @@ def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
             "recbole_pq": recbole_pq.__version__}
 
 
+def plot(data: dict, path: Path) -> None:
+    """One panel per data set: test NDCG@10 of every row against its item-table MB (log x),
+    dense as a dashed line, the cold/rest split as a second marker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(r["dataset"], r["epochs"]) for r in data["records"]})
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
+    for ax, (dataset, epochs) in zip(axes[0], keys):
+        rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)
+                and not r["variant"].startswith("gbce")]
+        for r in rows:
+            mb = r["item_table_mb"] or r["dense_item_table_mb"]
+            if r["model"] == "DenseSASRec":
+                ax.axhline(r["test_ndcg@10"], ls="--", c="k", lw=1, label=f"dense ({mb:.2g} MB)")
+                continue
+            ax.scatter(mb, r["test_ndcg@10"], s=30)
+            ax.annotate(f"{r['variant']} (b={r['pq_b']})", (mb, r["test_ndcg@10"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set(xscale="log", xlabel="item representation (MB)", ylabel="test NDCG@10",
+               title=f"{dataset}, {epochs} epochs: SASRecJPQ rows vs dense")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
+    parser.add_argument("--plot", action="store_true", help="only draw the PNG from the JSON")
     args = parser.parse_args(argv)
+    if args.plot:
+        plot(json.loads(args.json.read_text()), args.json.with_suffix(".png"))
+        return 0
     data = json.loads(args.json.read_text()) if args.json.is_file() else {"records": []}
     data.update(cpu())
     data["command"] = "python benchmarks/defaults.py --dataset DATASET --epochs EPOCHS"
@@ -106,6 +139,7 @@ def main(argv=None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=1) + "\n")
         print(f"[{args.dataset} {variant}] {record}", flush=True)
+    plot(data, args.json.with_suffix(".png"))
     return 0
 
 

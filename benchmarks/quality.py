@@ -418,8 +418,15 @@ def defaults_lines(data: dict) -> list[str]:
             best = max(sizes, key=lambda r: r["valid_ndcg@10"])
             lines += ["", f"Best table size on validation: `{best['variant']}` (m = {best['pq_m']}, b = {best['pq_b']}, "
                           f"valid NDCG@10 {best['valid_ndcg@10']:.4f})."]
+        compressed = [r for r in rows if r["model"] == "SASRecJPQ" and r.get("overrides", {}).get("loss_type") is None]
+        if compressed:
+            best = max(compressed, key=lambda r: r["valid_ndcg@10"])
+            lines += ["", f"Best SASRecJPQ row on validation: `{best['variant']}` ({best['code_assignment']} codes, "
+                          f"m = {best['pq_m']}, b = {best['pq_b']}, valid NDCG@10 {best['valid_ndcg@10']:.4f}, test "
+                          f"{100 * best['test_ndcg@10'] / dense['test_ndcg@10']:.0f}% of dense)." if dense else ""]
         lines.append("")
-    return lines + ["The default is `pq_b: auto` with `pq_m: 8` (the `auto-b` rows; `today` is b = 256). On catalogues "
+    return lines + ["![defaults](benchmarks/defaults.png)", "",
+                    "The default is `pq_b: auto` with `pq_m: 8` (the `auto-b` rows; `today` is b = 256). On catalogues "
                     "of up to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256: the same model as before.", ""]
 
 
