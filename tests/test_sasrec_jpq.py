@@ -108,8 +108,13 @@ def test_memory_is_logged(ml1m_slice, fast_settings, caplog):
     assert "item representation: dense" in caplog.text and "compression" in caplog.text
 
 
-@pytest.mark.parametrize("loss_type", ["BPR", "gBCE"])
-def test_sampled_losses_train(ml1m_slice, fast_settings, loss_type):
-    result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={
-        **fast_settings, "data_path": str(ml1m_slice), "loss_type": loss_type, "neg_samples": 16})
-    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+@pytest.mark.parametrize("model,loss_type", [("SASRecJPQ", "BPR"), ("SASRecJPQ", "gBCE"), ("gBERT4Rec", "gBCE"),
+                                             ("gBERT4RecJPQ", "gBCE")])
+def test_sampled_losses_train(ml1m_slice, fast_settings, model, loss_type):
+    """The sampled losses learn: the training loss falls by over 10% in 8 epochs (fixed seed;
+    measured 17-52% on this slice)."""
+    _, (train, _, _), _, trainer = setup(model, "ml-1m", config_dict={
+        **fast_settings, "data_path": str(ml1m_slice), "loss_type": loss_type, "neg_samples": 16,
+        "learning_rate": 0.01})
+    losses = [float(trainer._train_epoch(train, epoch)) for epoch in range(8)]
+    assert losses[-1] < 0.9 * losses[0], losses
