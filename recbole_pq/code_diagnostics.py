@@ -55,9 +55,8 @@ def item_table_diagnostics(items) -> dict:
     out = {}
     if items.compressed:
         out.update(code_usage(items.codes[1:].cpu().numpy(), items.b))
-    if matrix is not None:
-        out["effective_rank"] = round(effective_rank(matrix), 2)
-        out["dim"] = int(matrix.shape[1])
+    out["effective_rank"] = round(effective_rank(matrix), 2)
+    out["dim"] = int(matrix.shape[1])
     return out
 
 

@@ -151,14 +151,19 @@ def nearest_centroid(points, centroids, rows: int = 4096):
     return out
 
 
+def interaction_matrix(user_ids, item_ids, n_users: int, n_items: int) -> sp.csr_matrix:
+    """The binary (n_users, n_items) matrix of the training interactions."""
+    matrix = sp.csr_matrix((np.ones(len(user_ids), dtype=np.float32), (user_ids, item_ids)), shape=(n_users, n_items))
+    matrix.data[:] = 1.0  # duplicates summed by csr: back to binary
+    return matrix
+
+
 def svd_item_vectors(user_ids, item_ids, n_users: int, n_items: int, dim: int, seed: int) -> np.ndarray:
     """(n_items, dim) item vectors of a truncated SVD of the binary user x item matrix
     (right singular vectors scaled by their singular values; zero columns past the rank)."""
     from sklearn.utils.extmath import randomized_svd
 
-    matrix = sp.csr_matrix((np.ones(len(user_ids), dtype=np.float32), (user_ids, item_ids)),
-                           shape=(n_users, n_items))
-    matrix.data[:] = 1.0
+    matrix = interaction_matrix(user_ids, item_ids, n_users, n_items)
     vectors = np.zeros((n_items, dim), dtype=np.float32)
     rank = min(dim, min(matrix.shape) - 1)
     if rank >= 1:
@@ -185,10 +190,7 @@ def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
     """(n_items, m) codes from a truncated SVD of the binary user x item matrix."""
     from sklearn.utils.extmath import randomized_svd
 
-    matrix = sp.csr_matrix(
-        (np.ones(len(user_ids), dtype=np.float32), (user_ids, item_ids)), shape=(n_users, n_items)
-    )
-    matrix.data[:] = 1.0  # duplicates summed by csr: back to binary
+    matrix = interaction_matrix(user_ids, item_ids, n_users, n_items)
     rng = np.random.default_rng(seed)
     n_components = min(m, min(matrix.shape) - 1)
     codes = np.empty((n_items, m), dtype=code_dtype(b))
@@ -204,13 +206,17 @@ def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
     return codes
 
 
+def require_interactions(method: str, user_ids, item_ids, n_users) -> None:
+    if user_ids is None or item_ids is None or n_users is None or len(user_ids) == 0:
+        raise ConfigError(f"code_assignment='{method}' needs the training interactions, and there are none.")
+
+
 def assign_codes_and_tables(method: str, n_items: int, m: int, b: int, seed: int, user_ids=None, item_ids=None,
                             n_users: int | None = None, dim: int | None = None):
     """((n_items, m) codes, (m, b, dim/m) starting sub-item tables or None) by ``method``;
     only svd_pq gives tables (its centroids), the others leave the tables to random init."""
     if method == "svd_pq":
-        if user_ids is None or item_ids is None or n_users is None or len(user_ids) == 0:
-            raise ConfigError("code_assignment='svd_pq' needs the training interactions, and there are none.")
+        require_interactions(method, user_ids, item_ids, n_users)
         if dim is None or dim % m:
             raise ConfigError(f"code_assignment='svd_pq' needs hidden_size divisible by pq_m; got {dim} and {m}.")
         return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed)
@@ -228,8 +234,7 @@ def assign_codes(method: str, n_items: int, m: int, b: int, seed: int,
     if method == "qr":
         return quotient_remainder_codes(n_items, m, b)
     if method in DATA_ASSIGNMENTS:
-        if user_ids is None or item_ids is None or n_users is None or len(user_ids) == 0:
-            raise ConfigError(f"code_assignment='{method}' needs the training interactions, and there are none.")
+        require_interactions(method, user_ids, item_ids, n_users)
         assign = svd_codes if method == "svd" else bpr_codes
         return assign(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, seed)
     raise ConfigError(f"code_assignment='{method}' is not supported; use one of {list(CODE_ASSIGNMENTS)}.")

@@ -145,11 +145,10 @@ def read_config_file(path, what: str = "Config file") -> dict:
     return content
 
 
-def check_run_names(config_files: list[str], model: str, dataset: str) -> None:
-    """A config file that names another model or data set than the run would be ignored by
-    RecBole (the run's names win): say so instead."""
-    for path in config_files:
-        content = read_config_file(path)
+def check_run_names(config_files: dict[str, dict], model: str, dataset: str) -> None:
+    """A config file (path -> contents, ``read_config_file``) that names another model or data
+    set than the run would be ignored by RecBole (the run's names win): say so instead."""
+    for path, content in config_files.items():
         for key, actual in (("model", model), ("dataset", dataset)):
             if key in content and content[key] != actual:
                 raise ConfigError(f"Config file '{path}' sets {key}: {content[key]} but this run's {key} is "

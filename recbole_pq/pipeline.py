@@ -9,6 +9,7 @@ properties/dataset/<dataset>.yaml -> config_file_list -> config_dict (the CLI's
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import sys
 from logging import getLogger
@@ -42,8 +43,6 @@ from recbole_pq.registry import get_model_class
 from recbole_pq.user_data import user_load_columns
 
 
-
-
 def property_files(model_name: str, dataset: str) -> list[str]:
     """Our YAML layers that exist for this model and data set, in priority order
     (RecBole's own defaults sit below all of them)."""
@@ -52,11 +51,10 @@ def property_files(model_name: str, dataset: str) -> list[str]:
     return [str(f) for f in files if f.is_file()]
 
 
-def user_config_files(config_file_list) -> list[str]:
-    """The user's --config_files, each checked to be a YAML mapping (file and line named if not)."""
-    for user_file in config_file_list or []:
-        read_config_file(user_file)
-    return [str(f) for f in config_file_list or []]
+def user_config_files(config_file_list) -> dict[str, dict]:
+    """The user's --config_files, path -> contents, each read once and checked to be a YAML
+    mapping (file and line named if not)."""
+    return {str(f): read_config_file(f) for f in config_file_list or []}
 
 
 def known_config_keys(config: Config, our_files: list[str]) -> set[str]:
@@ -93,7 +91,7 @@ def build_config(model: str, dataset: str, config_file_list=None, config_dict=No
     check_run_names(user_files, model, dataset)
     with compat.isolated_argv():
         try:
-            config = Config(model=model_class, dataset=dataset, config_file_list=ours + user_files,
+            config = Config(model=model_class, dataset=dataset, config_file_list=ours + list(user_files),
                             config_dict=dict(config_dict or {}))
         except ConfigError:
             raise
@@ -178,11 +176,16 @@ def setup(model: str, dataset: str, config_file_list=None, config_dict=None):
     return config, data, model_obj, make_trainer(config, model_obj)
 
 
+@functools.cache
+def _overall_defaults() -> dict:
+    """properties/overall.yaml, read once."""
+    return yaml.safe_load((PROPERTIES / "overall.yaml").read_text()) or {}
+
+
 def _user_data_path(config: Config) -> str | None:
     """data_path when the user set it (command line or their files), not overall.yaml's default."""
     given = {**config.file_config_dict, **config.variable_config_dict}.get("data_path")
-    default = (yaml.safe_load((PROPERTIES / "overall.yaml").read_text()) or {}).get("data_path")
-    return given if given and given != default else None
+    return given if given and given != _overall_defaults().get("data_path") else None
 
 
 def _user_ml100k(config: Config) -> str | None:

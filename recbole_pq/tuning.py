@@ -227,11 +227,10 @@ def check_sweep_folder(experiment: Path, resume: bool) -> None:
         raise ConfigError(f"--resume: no sweep to resume at {experiment} ({where}); run without --resume "
                           f"to start it.")
     if not resume and experiment.is_dir():
-        results = [p for p in experiment.glob("*/result.json") if p.stat().st_size]
         if restorable:
             raise ConfigError(f"A sweep already exists at {experiment}: pass --resume to continue it, "
                               f"or --tune-dir for a new place (nothing is overwritten).")
-        if results:
+        if any(p.stat().st_size for p in experiment.glob("*/result.json")):
             raise ConfigError(f"{experiment} holds trial results but no state Ray can resume from; move it "
                               f"away or pass --tune-dir for a new place (nothing is overwritten).")
 

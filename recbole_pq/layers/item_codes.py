@@ -98,21 +98,14 @@ def check_pq_config(config, n_items: int | None = None) -> None:
     from recbole_pq.errors import ConfigError
 
     dim, m, b = config["hidden_size"], config["pq_m"], config["pq_b"]
-    if m == "auto" or b == "auto":  # chosen from the catalogue when the model is built
-        if b != "auto" and (not isinstance(b, int) or b < 2):
-            raise ConfigError(f"pq_b={b!r} must be an integer >= 2 or auto.")
-        if m != "auto" and (not isinstance(m, int) or m < 1 or dim % m):
-            divisors = [x for x in range(1, dim + 1) if dim % x == 0]
-            raise ConfigError(f"pq_m={m!r} must divide hidden_size={dim}; allowed values: {divisors} or auto.")
-        if n_items is None:
-            return check_code_assignment(config)
-        raise ValueError("resolve pq_m/pq_b (codebook_size.resolve_codebook_sizes) before the catalogue check")
-    if not isinstance(m, int) or m < 1 or dim % m:
+    if m != "auto" and (not isinstance(m, int) or m < 1 or dim % m):
         divisors = [x for x in range(1, dim + 1) if dim % x == 0]
-        raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors}.")
+        raise ConfigError(f"pq_m={m} must divide hidden_size={dim}; allowed values: {divisors} or auto.")
     top = "the number of items" if n_items is None else n_items - 1
-    if not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1):
+    if b != "auto" and (not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1)):
         raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items), or auto.")
+    if n_items is not None and "auto" in (m, b):  # auto is chosen from the catalogue when the model is built
+        raise ValueError("resolve pq_m/pq_b (codebook_size.resolve_codebook_sizes) before the catalogue check")
     check_code_assignment(config)
 
 
