@@ -60,9 +60,9 @@ def cpu() -> dict:
 
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
     import recbole_pq
+    from recbole_pq.data.seq2seq import training_user_item
+    from recbole_pq.items.diagnostics import item_memory, item_table_diagnostics, ndcg_by_popularity
     from recbole_pq.pipeline import setup
-    from recbole_pq.code_diagnostics import item_memory, item_table_diagnostics, ndcg_by_popularity
-    from recbole_pq.data import training_user_item
 
     model, overrides = VARIANTS[variant]
     settings = {**overrides, "epochs": epochs, "seed": seed, "show_progress": False,

@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
 
     import recbole_pq.compat  # noqa: F401  (RecBole's shims, Pop's count fix among them, applied on import)
     from recbole.quick_start import run_recbole
-    from recbole_pq.data import check_dataset_files
+    from recbole_pq.data.datasets import check_dataset_files
 
     check_dataset_files(args.dataset, str(Path(args.data_path) / args.dataset))
     with tempfile.TemporaryDirectory() as saved:

@@ -59,8 +59,8 @@ def trained_tables(epochs: int, users: int, retrain: bool = False):
 def checkpoint_tables(path: Path, users: int):
     """(sub-item embeddings, user vectors, real codes) of a trained SASRecJPQ checkpoint;
     user vectors of test users of its data set (rebuilt with the checkpoint's config)."""
-    from recbole_pq.checkpoint import load_checkpoint
     from recbole_pq.pipeline import setup
+    from recbole_pq.serving.checkpoint import load_checkpoint
 
     from scoring import M, B
 
@@ -102,7 +102,7 @@ def derived_codes(real_codes, n_items: int, redraw: float, seed: int = 0):
 
 
 def prune_scorer(budget):
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.scoring import make_scorer
 
     scorer = make_scorer("prune")
     if budget is not None:
@@ -131,8 +131,8 @@ def time_user(scorer, query, layer, k=10, repeats=3):
 def main(argv=None) -> int:
     import torch
 
-    from recbole_pq.layers.item_codes import ItemCodeEmbedding
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.scoring import make_scorer
+    from recbole_pq.items.sub_item_table import ItemCodeEmbedding
     from scoring import M, B, generate_codes
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

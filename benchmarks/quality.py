@@ -221,8 +221,8 @@ def row_settings(spec: Spec, dataset: str, overrides: dict) -> dict:
 
 
 def train_one(spec: Spec, dataset: str, args) -> list[dict]:
+    from recbole_pq.items.scoring import make_scorer
     from recbole_pq.pipeline import setup
-    from recbole_pq.scoring import make_scorer
 
     settings = row_settings(spec, dataset, args.overrides)
     # Every setting and budget gets its own checkpoint folder: a run must never resume the

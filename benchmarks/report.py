@@ -208,7 +208,7 @@ def batches_section(data: dict) -> list[str]:
     single = next((r["ms_per_user"] for r in rows if r["batch"] == 1), None)
     lines = ["## Fused PQTopK: users per call", "",
              f"Command: `{data['command']}` — {data['threads']} threads, CPU: {data['cpu']}. From "
-             "`recbole_pq.pq_kernels.USERS_INNER_FROM` users on, a call scans with the users-inner layout "
+             "`recbole_pq.items.kernels.scan.USERS_INNER_FROM` users on, a call scans with the users-inner layout "
              "(one pass over the codes for all users, sums vectorised across users; for m = 8 from "
              "`USERS_TILES_FROM` users on in tiles of `USERS_TILE` users, each block of codes scanned by every "
              "tile while it sits in cache); below it, one scan per user.", "",
@@ -439,7 +439,7 @@ def sharded_section(data: dict) -> list[str]:
     lines = ["## PQTopK sharded over Ray actors (one machine)", "",
              f"Command: `{data['command']}` — {data['threads']} cores shared by the shards, CPU: {data['cpu']}. "
              "Synthetic uint8 codes (m = 8, b = 256) in one memory-mapped `.npy` file; each shard actor scans its "
-             "range with the fused kernel and returns its top-10; the driver merges (`recbole_pq.sharded`). "
+             "range with the fused kernel and returns its top-10; the driver merges (`recbole_pq.serving.sharded`). "
              "One user per query, median after a warm-up; the merged top-10 is checked against the "
              f"single-process scan. {_load_note(data)}", "",
              "| items | shards | ms per query | single process ms | ratio |", "|---|---|---|---|---|"]
@@ -476,7 +476,7 @@ def scoring_load_section(data: dict) -> list[str]:
                     "between scans instead of spinning against the process that shares their core; torch's own "
                     "OpenMP runtime and child processes keep their settings; a user's own `OMP_WAIT_POLICY` wins) "
                     "and hands item ranges to threads one at a time, so a thread on a busy core takes fewer "
-                    "ranges (`recbole_pq/pq_kernels.py`).", "", "![scoring under load](benchmarks/scoring_load.png)"]
+                    "ranges (`recbole_pq/items/kernels/scan.py`).", "", "![scoring under load](benchmarks/scoring_load.png)"]
 
 
 def scoring_tables_section(data: dict) -> list[str]:

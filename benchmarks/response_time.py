@@ -30,7 +30,7 @@ def build(model_name: str, n_items: int):
     """A model of the real architecture whose item table holds n_items synthetic items."""
     import numpy as np
 
-    from recbole_pq.layers.item_codes import ItemCodeEmbedding
+    from recbole_pq.items.sub_item_table import ItemCodeEmbedding
     from recbole_pq.pipeline import setup
 
     _, (_, _, test), model, _ = setup(model_name, "ml-100k", config_dict={
@@ -45,7 +45,7 @@ def build(model_name: str, n_items: int):
 def main(argv=None) -> int:
     import torch
 
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.scoring import make_scorer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=20)

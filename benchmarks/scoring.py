@@ -80,8 +80,8 @@ def make_runner(method, codes, dim, batch):
     """A zero-argument function that scores one batch of users (top-10)."""
     import torch
 
-    from recbole_pq.layers.item_codes import ItemCodeEmbedding
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.scoring import make_scorer
+    from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
     torch.manual_seed(SEED)
     layer = ItemCodeEmbedding(codes, B, dim, init_std=1.0)  # shares the uint8 codes, no copy
@@ -324,12 +324,12 @@ def load_worker(n_items: int, schedule: str, repeats: int, rounds: int) -> dict:
     import numpy as np
     import torch
 
-    from recbole_pq import pq_kernels
-    from recbole_pq.layers.item_codes import ItemCodeEmbedding
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.kernels import scan
+    from recbole_pq.items.scoring import make_scorer
+    from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
     if schedule == "static":
-        pq_kernels.PARALLEL_CHUNK = 0
+        scan.PARALLEL_CHUNK = 0
     items = ItemCodeEmbedding(generate_codes(n_items), B, 64)
     scorer = make_scorer("pqtopk", 16384, "numba")
     query = torch.randn(1, 64, generator=torch.Generator().manual_seed(SEED))
@@ -392,10 +392,10 @@ def table_sizes_benchmark(args) -> int:
     import numpy as np
     import torch
 
-    from recbole_pq.codebook_size import auto_codes_per_split, auto_splits
-    from recbole_pq.codes import code_dtype
-    from recbole_pq.layers.item_codes import ItemCodeEmbedding
-    from recbole_pq.scoring import make_scorer
+    from recbole_pq.items.assignment import code_dtype
+    from recbole_pq.items.scoring import make_scorer
+    from recbole_pq.items.sizing import auto_codes_per_split, auto_splits
+    from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
     n, dim = LOAD_N_ITEMS, 64
     # today's sizes, two in between (where the m x b table still fits the L2 cache), the auto sizes
@@ -458,10 +458,40 @@ def record_key(r: dict) -> tuple:
             "users" in r)
 
 
+def read_bandwidth_gbs(n_bytes: int = 2 << 30, repeats: int = 5) -> float:
+    """Measured ceiling: GB/s of one parallel pass that only reads (XOR-reduces) memory,
+    split into item-range-like parts the way the fused scan splits its work."""
+    import numba
+    import numpy as np
+
+    from recbole_pq.items.kernels.scan import _part_bounds
+
+    @numba.njit(parallel=True, nogil=True)
+    def xor_reduce(words, n_parts):
+        acc = np.zeros(n_parts, dtype=np.uint64)
+        for p in numba.prange(n_parts):
+            start, end = _part_bounds(p, n_parts, words.shape[0])
+            x = np.uint64(0)
+            for i in range(start, end):
+                x ^= words[i]
+            acc[p] = x
+        return acc
+
+    words = np.ones(n_bytes // 8, dtype=np.uint64)
+    n_parts = numba.get_num_threads() * 4
+    xor_reduce(words, n_parts)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        xor_reduce(words, n_parts)
+        best = min(best, time.perf_counter() - start)
+    return words.nbytes / best / 1e9
+
+
 def machine_limits(threads: int) -> dict:
     """The ceilings the fused kernel is compared with: read bandwidth and clock."""
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    from recbole_pq import pq_kernels
+    from recbole_pq.items.kernels import scan
 
     mhz = None
     try:
@@ -469,7 +499,7 @@ def machine_limits(threads: int) -> dict:
                          if line.startswith("cpu MHz")))
     except (OSError, StopIteration, ValueError):
         pass
-    gbs = pq_kernels.read_bandwidth_gbs() if pq_kernels.available() else None
+    gbs = read_bandwidth_gbs() if scan.available() else None
     return {"read_bandwidth_gbs": gbs, "cpu_mhz": mhz, "threads": threads,
             "note": "bandwidth: best of 5 parallel read-only passes over 2 GiB"}
 

@@ -77,8 +77,8 @@ def main(argv=None) -> int:
     import ray
     import torch
 
-    from recbole_pq import pq_kernels
-    from recbole_pq.sharded import ShardPool, init_ray
+    from recbole_pq.items.kernels import scan
+    from recbole_pq.serving.sharded import ShardPool, init_ray
 
     threads = os.cpu_count() or 1
     load_at_start = round(os.getloadavg()[0], 2)  # other jobs on the machine skew the times: say so
@@ -95,9 +95,9 @@ def main(argv=None) -> int:
         write_codes(path, n_items)
         print(f"N={n_items:.0e}: codes ready in {time.perf_counter() - start:.0f} s", flush=True)
         codes = np.load(path, mmap_mode="r")
-        single = median_ms(lambda: pq_kernels.fused_topk(tables, codes, K), args.repeats)
+        single = median_ms(lambda: scan.fused_topk(tables, codes, K), args.repeats)
         print(f"  single process: {single:.2f} ms", flush=True)
-        reference = pq_kernels.fused_topk(tables, codes, K)[1]
+        reference = scan.fused_topk(tables, codes, K)[1]
         for shards in args.shards:
             pool = ShardPool(path, shards)
             try:

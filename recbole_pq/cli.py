@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.tune:
-            from recbole_pq.tuning import sweep
+            from recbole_pq.tuning.run import sweep
 
             sweep(args.model, args.dataset, args.tune, args.config_files, settings, resume=bool(args.resume),
                   ray_address=args.ray_address, tune_dir=args.tune_dir)

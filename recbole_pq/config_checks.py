@@ -74,7 +74,7 @@ NUMERIC_KEYS = {
     "layer_norm_eps": Number(float, 0, low_open=True),
 }
 
-# Keys that also take "auto" (sized from the catalogue when the model is built: codebook_size.py).
+# Keys that also take "auto" (sized from the catalogue when the model is built: items/sizing.py).
 AUTO_KEYS = {"pq_m"}
 
 # A data set name becomes a folder and a log-file name: one plain path component.

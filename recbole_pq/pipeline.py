@@ -21,7 +21,6 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_logger, init_seed, set_color
 
 from recbole_pq import compat
-from recbole_pq.batching import bucket_by_length, check_bucket_config
 from recbole_pq.config_checks import (
     check_dataset_name,
     check_numeric_keys,
@@ -29,18 +28,15 @@ from recbole_pq.config_checks import (
     check_valid_metric,
     read_config_file,
 )
-from recbole_pq.data import (
-    TRAIN_MODES,
-    Seq2SeqDataset,
-    check_dataset_files,
-    resolve_data_path,
-)
+from recbole_pq.data.batching import bucket_by_length, check_bucket_config
+from recbole_pq.data.datasets import check_dataset_files, resolve_data_path
+from recbole_pq.data.paths import DATA_ENV, PROPERTIES
+from recbole_pq.data.seq2seq import TRAIN_MODES, Seq2SeqDataset
+from recbole_pq.data.user_files import user_load_columns
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.item_table import ItemTable
-from recbole_pq.paths import DATA_ENV, PROPERTIES
+from recbole_pq.items.table import ItemTable
 from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
-from recbole_pq.user_data import user_load_columns
 
 
 def property_files(model_name: str, dataset: str) -> list[str]:
@@ -240,7 +236,7 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     if isinstance(getattr(trainer.model, "items", None), ItemTable):
-        from recbole_pq.code_diagnostics import item_table_diagnostics
+        from recbole_pq.items.diagnostics import item_table_diagnostics
 
         logger.info("item table after training: %s", item_table_diagnostics(trainer.model.items))
     logger.info(run_summary(config, trainer, best_epoch[0] if best_epoch else None, best_valid_result, test_result,
@@ -256,7 +252,7 @@ def run(model: str, dataset: str, config_file_list=None, config_dict=None, saved
 
 def run_summary(config: Config, trainer, best_epoch, best_valid: dict | None, test: dict | None, saved: bool) -> str:
     """One line that says how the run ended: best epoch, test metrics, checkpoint, item table."""
-    from recbole_pq.code_diagnostics import item_memory
+    from recbole_pq.items.diagnostics import item_memory
 
     metric = config["valid_metric"].lower()
     parts = [f"{config['model']} on {config['dataset']}"]

@@ -19,8 +19,8 @@ import random
 
 import numpy as np
 
-from recbole_pq.checkpoint import CheckpointError, load_checkpoint, load_weights, plain, plain_config, save_checkpoint
 from recbole_pq.precision import autocast_dtype
+from recbole_pq.serving.checkpoint import CheckpointError, load_checkpoint, load_weights, plain, plain_config, save_checkpoint
 
 # What the collector can be asked for that a top-k list cannot provide.
 SCORE_STRUCTS = ("rec.meanrank", "rec.score", "data.label")

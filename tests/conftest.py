@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import recbole_pq  # noqa: F401  (applies the compatibility shims first)
-from recbole_pq.data import SHARED_DATASETS
-from recbole_pq.prepare import prepare
+from recbole_pq.data.paths import SHARED_DATASETS
+from recbole_pq.data.prepare import prepare
 
 # Fast settings for CPU tests: tiny model, few epochs, no files left in the repo.
 FAST = {

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 import recbole_pq
-from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
-from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
+from recbole_pq.data.prepare import prepare
 from recbole_pq.errors import CheckpointError, ConfigError, DataFileError, DatasetNotFoundError
-from recbole_pq.layers.codebooks import CodebookQuantizer
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.items.codebooks import CodebookQuantizer
+from recbole_pq.items.scoring import make_scorer
+from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 from recbole_pq.pipeline import build_config, load_data, setup
-from recbole_pq.prepare import prepare
-from recbole_pq.scoring import make_scorer
-from recbole_pq.tuning import check_spec, load_tune_file
+from recbole_pq.serving.checkpoint import load_checkpoint, save_checkpoint
+from recbole_pq.tuning.spec import check_spec, load_tune_file
 
 TINY = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 20,
         "pq_m": 4, "pq_b": 16, "epochs": 1, "state": "WARNING", "neg_samples": 8}
@@ -80,14 +80,14 @@ def _lisa(env, **overrides):
 
 
 def _recommender(env, model="SASRecJPQ"):
-    from recbole_pq.recommender import Recommender
+    from recbole_pq.serving.recommender import Recommender
 
     return Recommender(setup(model, "ml-1m", config_dict={**TINY, "data_path": str(env["data"]),
                                                           "checkpoint_dir": str(env["tmp"])})[2])
 
 
 def _serve_foreign_model(env):
-    from recbole_pq.recommender import Recommender
+    from recbole_pq.serving.recommender import Recommender
 
     path = env["tmp"] / "sasrec.pth"
     save_checkpoint({"config": {"model": "SASRec"}, "state_dict": {}}, path)
@@ -95,7 +95,7 @@ def _serve_foreign_model(env):
 
 
 def _sharded_dense(env):
-    from recbole_pq.sharded import ShardedScorer
+    from recbole_pq.serving.sharded import ShardedScorer
 
     ShardedScorer(_recommender(env, "gBERT4Rec").model.items, 2)
 
@@ -135,7 +135,7 @@ def _written(env, name, text):
 
 
 def _sweep(env, name, resume, make_folder):
-    from recbole_pq.tuning import sweep
+    from recbole_pq.tuning.run import sweep
     import yaml
 
     tune_file = env["tmp"] / f"{name}.yaml"
@@ -247,7 +247,7 @@ CASES = [
     ("serve-online-not-lisa", "online updates on a model without them", lambda env: _recommender(env).start(["1"]),
      ConfigError, r"online updates need SASRecLISA"),
     ("shards-zero", "sharded scoring over 0 shards",
-     lambda env: __import__("recbole_pq.sharded").sharded.ShardedScorer(ItemCodeEmbedding(_codes(), 4, 8), 0),
+     lambda env: __import__("recbole_pq.serving.sharded").serving.sharded.ShardedScorer(ItemCodeEmbedding(_codes(), 4, 8), 0),
      ConfigError, r"shards=0 is not allowed"),
     ("shards-dense", "sharding a dense item table", _sharded_dense, ConfigError, r"needs compressed items"),
     ("tune-unknown-key", "search space over a key the model lacks", tune_case({"pq_mm": {"grid": [2]}}),

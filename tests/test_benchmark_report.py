@@ -3,9 +3,9 @@ LISA paths table."""
 
 import sys
 
-import recbole_pq.data
+import recbole_pq.data.paths
 
-sys.path.insert(0, str(recbole_pq.data.PROJECT_ROOT))
+sys.path.insert(0, str(recbole_pq.data.paths.PROJECT_ROOT))
 from benchmarks.report import lisa_paths_section, prune_pairs  # noqa: E402
 
 

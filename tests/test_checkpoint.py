@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from recbole_pq.checkpoint import CheckpointError, load_checkpoint, plain_config, save_checkpoint
+from recbole_pq.serving.checkpoint import CheckpointError, load_checkpoint, plain_config, save_checkpoint
 
 
 def test_round_trip_weights_only(tmp_path):
@@ -75,7 +75,7 @@ def test_crash_mid_save_keeps_previous_file(tmp_path, monkeypatch):
 def test_plain_turns_numpy_scalars_into_python_numbers():
     import numpy as np
 
-    from recbole_pq.checkpoint import plain
+    from recbole_pq.serving.checkpoint import plain
 
     value = plain({"ndcg@10": np.float64(0.5), "n": np.int64(3), "xs": (np.float32(1.5),)})
     assert value == {"ndcg@10": 0.5, "n": 3, "xs": [1.5]}
@@ -83,7 +83,7 @@ def test_plain_turns_numpy_scalars_into_python_numbers():
 
 
 def test_checkpoints_carry_their_format_version(tmp_path):
-    from recbole_pq.checkpoint import CHECKPOINT_FORMAT
+    from recbole_pq.serving.checkpoint import CHECKPOINT_FORMAT
 
     path = tmp_path / "c.pth"
     save_checkpoint({"config": {"model": "SASRecJPQ"}, "state_dict": {}}, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from recbole_pq.cli import parse_args
-from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
 from recbole_pq.pipeline import build_config
 
 

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_pq.codebook_size import (
+from recbole_pq.errors import ConfigError
+from recbole_pq.items.assignment import code_dtype
+from recbole_pq.items.sizing import (
     COMPRESSION_TARGET,
     MAX_CODES,
     MIN_CODES,
@@ -16,8 +18,6 @@ from recbole_pq.codebook_size import (
     representation_bytes,
     starvation_warnings,
 )
-from recbole_pq.codes import code_dtype
-from recbole_pq.errors import ConfigError
 from recbole_pq.pipeline import build_config, setup
 
 

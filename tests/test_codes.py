@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_pq.codes import assign_codes, code_dtype, equal_population_bins, svd_codes
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.items.assignment import assign_codes, code_dtype, equal_population_bins, svd_codes
+from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
 
 def _interactions(n_users=200, n_items=300, per_user=15, seed=0):
@@ -126,7 +126,7 @@ def test_data_assignments_need_interactions():
 
 
 def test_code_usage_and_effective_rank():
-    from recbole_pq.code_diagnostics import code_usage, effective_rank
+    from recbole_pq.items.diagnostics import code_usage, effective_rank
 
     codes = np.array([[0, 1], [1, 1], [2, 0], [3, 0], [0, 1]])  # rows 0 and 4 identical
     usage = code_usage(codes, 4)
@@ -137,7 +137,7 @@ def test_code_usage_and_effective_rank():
 
 
 def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
-    from recbole_pq.codes import assign_codes_and_tables, svd_item_vectors
+    from recbole_pq.items.assignment import assign_codes_and_tables, svd_item_vectors
 
     users, items = _interactions()
     kwargs = dict(user_ids=users, item_ids=items, n_users=200, dim=16)
@@ -159,8 +159,8 @@ def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
 
 
 def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings):
-    from recbole_pq.codes import assign_codes_and_tables
-    from recbole_pq.data import training_user_item
+    from recbole_pq.data.seq2seq import training_user_item
+    from recbole_pq.items.assignment import assign_codes_and_tables
     from recbole_pq.pipeline import setup
 
     config, (train, _, _), model, _ = setup("SASRecJPQ", "ml-1m", config_dict={
@@ -178,8 +178,8 @@ def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice,
 def test_ndcg_by_popularity_agrees_with_the_evaluator(ml1m_slice, fast_settings):
     """The cold/rest split's overall NDCG@10 equals RecBole's test NDCG@10, and the cold
     share holds the least popular targets."""
-    from recbole_pq.code_diagnostics import ndcg_by_popularity
-    from recbole_pq.data import training_user_item
+    from recbole_pq.data.seq2seq import training_user_item
+    from recbole_pq.items.diagnostics import ndcg_by_popularity
     from recbole_pq.pipeline import setup
 
     config, (train, valid, test), model, trainer = setup("SASRecJPQ", "ml-1m", config_dict={

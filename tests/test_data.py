@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_pq.data import SHARED_DATASETS, target_list_field
+from recbole_pq.data.paths import SHARED_DATASETS
+from recbole_pq.data.prepare import main as prepare_main
+from recbole_pq.data.prepare import prepare, read_user_item_lines
+from recbole_pq.data.seq2seq import target_list_field
 from recbole_pq.pipeline import build_config, load_data
-from recbole_pq.prepare import main as prepare_main
-from recbole_pq.prepare import prepare, read_user_item_lines
 
 
 def _source_sequences(n_users):
@@ -92,7 +93,7 @@ EXPECTED_ORDER = {"ml-1m-raw": ["1 11", "1 10", "2 21", "2 20"],
 
 @pytest.mark.parametrize("name", sorted(RAW_FILES))
 def test_raw_converters_keep_real_time_order(name, tmp_path):
-    from recbole_pq.prepare import prepare
+    from recbole_pq.data.prepare import prepare
 
     file_name, text = RAW_FILES[name]
     source = tmp_path / file_name
@@ -108,7 +109,7 @@ def test_raw_converters_keep_real_time_order(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(RAW_FILES))
 def test_raw_converter_says_where_to_put_a_missing_file(name, tmp_path):
-    from recbole_pq.prepare import prepare
+    from recbole_pq.data.prepare import prepare
 
     with pytest.raises(FileNotFoundError, match=f"not shipped.*{RAW_FILES[name][0].split('.')[0]}"):
         prepare(name, source=tmp_path / "absent" / RAW_FILES[name][0], out_root=tmp_path)

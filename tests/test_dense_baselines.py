@@ -32,7 +32,7 @@ def test_recbole_bert4rec_trains_on_one_row_per_user(ml1m_slice, fast_settings):
 
 
 def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypatch):
-    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
     from benchmarks import quality
 
     monkeypatch.setattr(quality, "ROOT", tmp_path)  # checkpoints go under tmp_path/saved
@@ -79,7 +79,7 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
 
 
 def test_quality_longer_budget_goes_to_its_own_file_and_section(tmp_path, monkeypatch):
-    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
     from benchmarks import quality
 
     monkeypatch.setattr(quality, "ROOT", tmp_path)
@@ -154,7 +154,7 @@ def test_popularity_with_history_left_in_by_hand(tmp_path):
 
 
 def test_quality_converge_records_curve_steps_and_stop_reason(tmp_path, monkeypatch):
-    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
     from benchmarks import quality
 
     monkeypatch.setattr(quality, "ROOT", tmp_path)

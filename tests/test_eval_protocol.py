@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from recbole.trainer import Trainer
 
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
+from recbole_pq.items.scoring import SCORERS, make_scorer
+from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 from recbole_pq.pipeline import build_config, setup
-from recbole_pq.scoring import SCORERS, make_scorer
 
 
 @settings(max_examples=40, deadline=None)

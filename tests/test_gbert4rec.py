@@ -5,9 +5,9 @@ import torch
 
 import recbole_pq
 from recbole_pq.errors import ConfigError
+from recbole_pq.items.scoring import SCORERS, make_scorer
 from recbole_pq.pipeline import setup
-from recbole_pq.recommender import Recommender
-from recbole_pq.scoring import SCORERS, make_scorer
+from recbole_pq.serving.recommender import Recommender
 
 
 @pytest.fixture(scope="module")

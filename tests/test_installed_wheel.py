@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
 
 RATING_FREE_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 

@@ -3,7 +3,7 @@ inside functions too), and importing a module registers nothing as a side effect
 
 import ast
 
-from recbole_pq.paths import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "recbole_pq"
 

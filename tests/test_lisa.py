@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import recbole_pq
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable, codeword_lookup
+from recbole_pq.items.codebooks import CodebookQuantizer, QuantizedItemTable, codeword_lookup
 from recbole_pq.layers.lisa import (CodewordHistogramAttention, LISAEncoder, attention_context, codeword_histogram,
                                    histogram_softmax)
 from recbole_pq.pipeline import setup
@@ -313,7 +313,7 @@ def test_fixed_codes_are_assigned_before_training_and_kept(lisa):
     """svd / random item codes: the buffer equals the assignment from the training data
     after fit (never trained), and a training-mode item vector is the sum of its codewords,
     as at evaluation; learned codes come from the item vectors instead."""
-    from recbole_pq.layers.item_codes import codes_for_dataset
+    from recbole_pq.items.sub_item_table import codes_for_dataset
 
     config, (train, _, _), model, _ = lisa
     if model.variant == "soft":
@@ -427,7 +427,7 @@ def test_lisa_codes_benchmark_measures_churn_and_collapse(tmp_path):
     import json
     import sys
 
-    sys.path.insert(0, str(recbole_pq.data.PROJECT_ROOT))
+    sys.path.insert(0, str(recbole_pq.data.paths.PROJECT_ROOT))
     from benchmarks.lisa_codes import code_stats, main
 
     before = torch.tensor([[0, 1], [0, 2], [1, 2], [0, 0]])

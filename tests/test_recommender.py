@@ -10,7 +10,7 @@ import torch
 from recbole_pq import Recommender
 from recbole_pq.errors import CheckpointError, ConfigError
 from recbole_pq.pipeline import setup
-from recbole_pq.recommend import main as recommend_cli
+from recbole_pq.serving.cli import main as recommend_cli
 
 
 def train(model_name, ml1m_slice, fast, tmp_path_factory, **extra):
@@ -56,7 +56,7 @@ def test_loaded_model_gives_the_evaluators_topk(served):
 def test_lisa_with_learned_codes_serves_old_checkpoints_too(ml1m_slice, fast, tmp_path_factory, lisa_codes):
     """Learned LISA codes are derived from the weights; a checkpoint written before
     ``lisa_codes`` existed (None: no such key) learned them too and must still load."""
-    from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
+    from recbole_pq.serving.checkpoint import load_checkpoint, save_checkpoint
 
     data, model, checkpoint = train("SASRecLISA", ml1m_slice, fast, tmp_path_factory, lisa_codes="learned")
     state = load_checkpoint(checkpoint)
@@ -70,7 +70,7 @@ def test_lisa_with_learned_codes_serves_old_checkpoints_too(ml1m_slice, fast, tm
 def test_checkpoints_from_before_the_training_and_protocol_keys_still_load(served, tmp_path):
     """A checkpoint written before train_precision, train_length_buckets and
     eval_exclude_history existed has none of them in its config: it serves as before."""
-    from recbole_pq.checkpoint import load_checkpoint, save_checkpoint
+    from recbole_pq.serving.checkpoint import load_checkpoint, save_checkpoint
 
     data, model, checkpoint = served
     state = load_checkpoint(checkpoint)

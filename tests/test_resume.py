@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from recbole_pq.checkpoint import load_checkpoint
-from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
+from recbole_pq.serving.checkpoint import load_checkpoint
 
 EPOCHS = 8
 

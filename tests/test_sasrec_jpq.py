@@ -7,10 +7,10 @@ import torch
 from recbole.trainer import Trainer
 
 import recbole_pq
-from recbole_pq.checkpoint import load_checkpoint
 from recbole_pq.errors import ConfigError
+from recbole_pq.items.scoring import SCORERS, make_scorer
 from recbole_pq.pipeline import setup
-from recbole_pq.scoring import SCORERS, make_scorer
+from recbole_pq.serving.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

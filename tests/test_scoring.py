@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
-from recbole_pq.scoring import SCORERS, make_scorer
+from recbole_pq.items.kernels import prune, scan
+from recbole_pq.items.scoring import SCORERS, make_scorer
+from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
 
 def _reference_topk(query, layer, k):
@@ -39,7 +39,7 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
     k = 1 + int(k_frac * (n - 1))
     ref_scores, (ref_values, ref_ids) = _reference_topk(query, layer, k)
     variants = [(name, "auto") for name in SCORERS] + [("pqtopk", "torch")]
-    if pq_kernels.available():
+    if scan.available():
         variants.append(("pqtopk", "numba"))
     for name, backend in variants:
         values, ids = make_scorer(name, chunk_size=chunk, backend=backend).topk(query, layer, k)
@@ -49,7 +49,7 @@ def test_scorers_agree_with_reference(n, m, b, batch, k_frac, chunk, seed):
         torch.testing.assert_close(full.double()[:, 1:], ref_scores[:, 1:], rtol=0, atol=1e-4)
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 20000), m=st.sampled_from([8, 8, 3, 4, 12, 16, 17]), b=st.sampled_from([256, 256, 37, 1024, 32768]),
        batch=st.one_of(st.integers(1, 9), st.sampled_from([12, 32, 33, 70])), k=st.integers(1, 60),
@@ -97,7 +97,7 @@ def test_unknown_scorer_and_backend():
         make_scorer("pqtopk", backend="gpu")
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(300, 30000), b=st.sampled_from([64, 256]), batch=st.integers(1, 4), k=st.integers(1, 50),
        skew=st.floats(0.0, 5.0), seed=st.integers(0, 10**6))
@@ -119,7 +119,7 @@ def test_prune_is_exact(n, b, batch, k, skew, seed):
     torch.testing.assert_close(torch.gather(full, 1, pruned[1]), pruned[0], rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(50, 30000), b=st.integers(2, 4), m=st.sampled_from([2, 8]), batch=st.sampled_from([3, 6, 40]),
        k=st.integers(1, 40), budget=st.sampled_from([0.002, 1.0]), seed=st.integers(0, 10**6))
@@ -146,7 +146,7 @@ def test_prune_and_scan_keep_the_lowest_ids_among_equal_scores(n, b, m, batch, k
         torch.testing.assert_close(values, torch.gather(full, 1, ids), rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 def test_prune_scores_few_items_on_skewed_tables_and_backs_off_on_flat_ones():
     rng = np.random.default_rng(0)
     layer = ItemCodeEmbedding(rng.integers(0, 256, size=(100000, 8)), 256, 64, init_std=1.0)
@@ -171,7 +171,7 @@ def test_prune_scores_few_items_on_skewed_tables_and_backs_off_on_flat_ones():
         assert scorer._skip == 0
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 def test_prune_looks_past_a_flat_step():
     """Split 0's bound falls a little, then a lot; split 1's falls steadily, each step a bit
     more than split 0's first.  Taking the largest next drop walks split 1 (five lists, 40
@@ -181,11 +181,11 @@ def test_prune_looks_past_a_flat_step():
     split0 = np.array([10, 9.95] + [-10] * 6, dtype=np.float32)
     split1 = (1 - 0.1 * np.arange(b)).astype(np.float32)
     sub_scores = np.stack([split0, split1])[None]
-    postings = pq_kernels.posting_lists(codes, b, 1)
-    reference = pq_kernels.fused_topk(sub_scores, codes, 8)
+    postings = prune.posting_lists(codes, b, 1)
+    reference = scan.fused_topk(sub_scores, codes, 8)
     scorings = {}
     for lookahead in (1, 32):
-        values, ids, scored = pq_kernels.pruned_topk(sub_scores, codes, 8, postings, budget_fraction=1.0,
+        values, ids, scored = prune.pruned_topk(sub_scores, codes, 8, postings, budget_fraction=1.0,
                                                      lookahead=lookahead)
         np.testing.assert_array_equal(ids, reference[1])
         np.testing.assert_array_equal(values, reference[0])
@@ -193,7 +193,7 @@ def test_prune_looks_past_a_flat_step():
     assert scorings == {1: 40, 32: 16}
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(100, 20000), n_parts=st.integers(1, 5), k=st.integers(1, 30), lookahead=st.sampled_from([1, 4, 32]),
        skew=st.floats(0.5, 5.0), seed=st.integers(0, 10**6))
@@ -206,9 +206,9 @@ def test_prune_is_exact_with_item_ranges_sharing_thresholds(n, n_parts, k, looka
     sub_scores[:, :, :2] += skew  # a few strong sub-items: pruning stops early
     sub_scores = np.round(sub_scores, 1)  # many equal scores
     k = min(k, n - 1)
-    postings = pq_kernels.posting_lists(codes, 16, n_parts)
-    values, ids, _ = pq_kernels.pruned_topk(sub_scores, codes, k, postings, budget_fraction=1.0, lookahead=lookahead)
-    reference = pq_kernels.fused_topk(sub_scores, codes, k)
+    postings = prune.posting_lists(codes, 16, n_parts)
+    values, ids, _ = prune.pruned_topk(sub_scores, codes, k, postings, budget_fraction=1.0, lookahead=lookahead)
+    reference = scan.fused_topk(sub_scores, codes, k)
     np.testing.assert_array_equal(ids, reference[1])
     np.testing.assert_array_equal(values, reference[0])
 
@@ -217,7 +217,7 @@ def test_best_k_merges_candidate_lists_lower_id_first_among_equal_scores():
     # two item ranges' top-3 lists, equal scores stored out of id order inside each list
     values = np.array([[2.0, 5.0, 2.0, 5.0, 2.0, 1.0]], dtype=np.float32)
     ids = np.array([[7, 9, 3, 12, 11, 20]])
-    best_values, best_ids = pq_kernels.best_k(values, ids, 4)
+    best_values, best_ids = scan.best_k(values, ids, 4)
     np.testing.assert_array_equal(best_ids, [[9, 12, 3, 7]])
     np.testing.assert_array_equal(best_values, [[5.0, 5.0, 2.0, 2.0]])
 
@@ -225,7 +225,7 @@ def test_best_k_merges_candidate_lists_lower_id_first_among_equal_scores():
 @pytest.mark.parametrize("n_parts", [1, 2, 3])
 def test_posting_lists_group_each_ranges_items_by_code(n_parts):
     codes = np.array([[2, 0], [0, 1], [2, 1], [1, 0], [0, 0]], dtype=np.uint8)
-    items, item_codes, offsets = pq_kernels.posting_lists(codes, 3, n_parts)
+    items, item_codes, offsets = prune.posting_lists(codes, 3, n_parts)
     part = -(-len(codes) // n_parts)
     for p in range(n_parts):
         in_range = (np.arange(len(codes)) >= p * part) & (np.arange(len(codes)) < (p + 1) * part)
@@ -258,15 +258,15 @@ def test_equal_scores_are_listed_lower_id_first_by_every_scorer(k, m, batch):
         assert torch.equal(ids, expected), name
 
 
-@pytest.mark.skipif(not pq_kernels.available(), reason="numba not installed")
+@pytest.mark.skipif(not scan.available(), reason="numba not installed")
 @pytest.mark.parametrize("batch", [1, 3, 40])
 def test_ranges_handed_out_one_by_one_give_the_static_split_result(batch, monkeypatch):
     rng = np.random.default_rng(batch)
     codes = rng.integers(0, 256, size=(50_000, 8)).astype(np.uint8)
     sub_scores = rng.standard_normal((batch, 8, 256)).astype(np.float32)
-    balanced = pq_kernels.fused_topk(sub_scores, codes, 10)
-    monkeypatch.setattr(pq_kernels, "PARALLEL_CHUNK", 0)
-    static = pq_kernels.fused_topk(sub_scores, codes, 10)
+    balanced = scan.fused_topk(sub_scores, codes, 10)
+    monkeypatch.setattr(scan, "PARALLEL_CHUNK", 0)
+    static = scan.fused_topk(sub_scores, codes, 10)
     assert np.array_equal(balanced[0], static[0]) and np.array_equal(balanced[1], static[1])
 
 
@@ -275,7 +275,7 @@ def test_passive_wait_setting_does_not_leak_to_child_processes():
     import subprocess
     import sys
 
-    code = ("import os; import recbole_pq.pq_kernels as k; k._start_threads_waiting_passively(); "
+    code = ("import os; import recbole_pq.items.kernels.scan as k; k._start_threads_waiting_passively(); "
             "print('OMP_WAIT_POLICY' in os.environ)")
     env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -5,16 +5,16 @@ import pytest
 import torch
 
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.item_codes import ItemCodeEmbedding
-from recbole_pq.scoring import make_scorer
-from recbole_pq.sharded import ShardedScorer, ShardError, shard_bounds
+from recbole_pq.items.scoring import make_scorer
+from recbole_pq.items.sub_item_table import ItemCodeEmbedding
+from recbole_pq.serving.sharded import ShardedScorer, ShardError, shard_bounds
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from recbole_pq.sharded import init_ray
+    from recbole_pq.serving.sharded import init_ray
 
     init_ray()
     yield
@@ -90,7 +90,7 @@ def test_bad_sharding(local_ray, items_module, tmp_path):
     with pytest.raises(ConfigError, match="shards=9999"):
         ShardedScorer(items_module, 9999, shard_dir=tmp_path)
 
-    from recbole_pq.layers.dense_items import DenseItemEmbedding
+    from recbole_pq.items.dense import DenseItemEmbedding
 
     with pytest.raises(ConfigError, match="dense item table"):
         ShardedScorer(DenseItemEmbedding(10, 8), 2, shard_dir=tmp_path)

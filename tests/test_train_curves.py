@@ -4,9 +4,9 @@ import json
 import math
 import sys
 
-import recbole_pq.data
+import recbole_pq.data.paths
 
-sys.path.insert(0, str(recbole_pq.data.PROJECT_ROOT))
+sys.path.insert(0, str(recbole_pq.data.paths.PROJECT_ROOT))
 from benchmarks.train_curves import main, merge  # noqa: E402
 
 

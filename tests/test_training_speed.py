@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from recbole.data.interaction import Interaction
 
-from recbole_pq.batching import LengthBucketSampler
+from recbole_pq import precision
+from recbole_pq.data.batching import LengthBucketSampler
 from recbole_pq.errors import ConfigError
 from recbole_pq.losses import softmax_cross_entropy
 from recbole_pq.pipeline import build_config, run, setup
-from recbole_pq import precision
 
 BF16 = precision.bf16_supported(torch.device("cpu"))[0]
 
@@ -182,7 +182,7 @@ def test_training_benchmark_records_every_variant_with_flops_and_machine(tmp_pat
     import json
     import sys
 
-    sys.path.insert(0, str(__import__("recbole_pq").data.PROJECT_ROOT))
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
     from benchmarks import training
 
     out = tmp_path / "training.json"

@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from recbole_pq.data import PROJECT_ROOT
+from recbole_pq.data.paths import PROJECT_ROOT
 from recbole_pq.errors import ConfigError
 from recbole_pq.pipeline import build_config
-from recbole_pq.tuning import check_spec, check_sweep_folder, load_tune_file, pareto_front, sweep
+from recbole_pq.tuning.report import pareto_front
+from recbole_pq.tuning.run import check_sweep_folder, sweep
+from recbole_pq.tuning.spec import check_spec, load_tune_file
 
 TINY = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 20,
         "pq_b": 16, "epochs": 1, "eval_batch_size": 256}

@@ -1,1 +1,1 @@
-"""Building blocks the models compose: item codes, the SASRec encoder (and LISA)."""
+"""Building blocks of the sequence encoders: the SASRec encoder, faster element-wise ops for its blocks, LISA attention."""

@@ -29,8 +29,8 @@ import math
 import torch
 from torch import nn
 
-from recbole_pq.layers.codebooks import codeword_lookup
-from recbole_pq.layers.derived_cache import DerivedCache
+from recbole_pq.items.codebooks import codeword_lookup
+from recbole_pq.items.derived_cache import DerivedCache
 from recbole_pq.layers.fast_blocks import speed_up_blocks
 
 DECAY_CHUNK = 64  # positions per block of the causal prefix scan (one (c, c) product each)

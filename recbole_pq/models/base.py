@@ -13,14 +13,14 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_pq.code_diagnostics import code_usage
-from recbole_pq.data import target_list_field
+from recbole_pq.data.seq2seq import target_list_field
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.dense_items import DenseItemEmbedding
-from recbole_pq.layers.item_codes import check_pq_config, item_code_embedding_from_config
+from recbole_pq.items.dense import DenseItemEmbedding
+from recbole_pq.items.diagnostics import code_usage
+from recbole_pq.items.scoring import make_scorer
+from recbole_pq.items.sub_item_table import check_pq_config, item_code_embedding_from_config
 from recbole_pq.losses import (bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives,
                                softmax_cross_entropy)
-from recbole_pq.scoring import make_scorer
 from recbole_pq.trainer import PQTrainer
 
 

@@ -11,7 +11,7 @@
 - ``lisa_codes`` (base, mini): how items get their item-codebook codes.  ``learned``
   (the paper's, LightRec-style): picked from a learned item vector by a bilinear
   similarity, straight-through in training.  ``svd`` / ``random``: assigned once before
-  training, as RecJPQ's sub-item ids (``recbole_pq.codes``), and kept; only the
+  training, as RecJPQ's sub-item ids (``recbole_pq.items.assignment``), and kept; only the
   codewords learn.  Learned codes churn (on ml-100k about 97% of the items changed
   codes in every epoch, and one codeword took most items), so the codewords chase
   moving targets; fixed codes learn much faster (docs/benchmarks/quality_notes.md).
@@ -31,12 +31,12 @@ from logging import getLogger
 import torch
 from torch import nn
 
-from recbole_pq.codebook_size import starvation_warnings
-from recbole_pq.codes import CODE_ASSIGNMENTS
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.codebooks import CodebookQuantizer, QuantizedItemTable
-from recbole_pq.layers.dense_items import DenseItemEmbedding
-from recbole_pq.layers.item_codes import codes_for_dataset
+from recbole_pq.items.assignment import CODE_ASSIGNMENTS
+from recbole_pq.items.codebooks import CodebookQuantizer, QuantizedItemTable
+from recbole_pq.items.dense import DenseItemEmbedding
+from recbole_pq.items.sizing import starvation_warnings
+from recbole_pq.items.sub_item_table import codes_for_dataset
 from recbole_pq.layers.lisa import LISAEncoder, attention_context, codeword_histogram
 from recbole_pq.models.base import PQSequentialRecommender
 

@@ -1,6 +1,6 @@
 """Recommendations from a saved model, as JSON:
 
-    python -m recbole_pq.recommend CHECKPOINT --history "i1 i2 i3" [--history "..."] --k 10
+    python -m recbole_pq.serving CHECKPOINT --history "i1 i2 i3" [--history "..."] --k 10
 
 Each ``--history`` is one user's item tokens (as in the data set's files), oldest first,
 separated by spaces.  Prints a JSON list with one ``{"history", "items", "scores"}``
@@ -17,7 +17,7 @@ from recbole_pq.errors import USER_ERRORS
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recbole_pq.recommend", description=__doc__,
+    parser = argparse.ArgumentParser(prog="recbole-pq-recommend", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a .pth file written by run_recbole_pq.py for a plugin model")
     parser.add_argument("--history", action="append", required=True, help="item tokens separated by spaces")
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import recbole_pq  # noqa: F401  (compatibility shims)
-    from recbole_pq.recommender import Recommender
+    from recbole_pq.serving.recommender import Recommender
 
     try:
         recommender = Recommender.load(args.checkpoint, scorer=args.scorer, shards=args.shards,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_pq.layers.derived_cache import DerivedCache
+from recbole_pq.items.derived_cache import DerivedCache
 
 
 class CodebookQuantizer(nn.Module):
@@ -107,7 +107,7 @@ class QuantizedItemTable(nn.Module):
     Evaluation: items are stored as hard ``codes`` (N, B) + codebooks only, so the
     scorers see the same interface as ItemCodeEmbedding and PQTopK costs B lookups and
     adds per item.  Learned eval-time codes are derived data, cached and recomputed
-    whenever a weight changed.  A compressed ``ItemTable`` (``recbole_pq.layers.item_table``).
+    whenever a weight changed.  A compressed ``ItemTable`` (``recbole_pq.items.table``).
     """
 
     compressed = True

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from logging import getLogger
 
-from recbole_pq.codes import code_dtype
+from recbole_pq.items.assignment import code_dtype
 
 COMPRESSION_TARGET = 10  # codes + tables at least this many times smaller than dense float32
 MIN_CODES = 256  # pq_b: auto never goes below this (RecJPQ's b; a small catalogue's tables are tiny)

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from recbole_pq.codebook_size import resolve_codebook_sizes, starvation_warnings
-from recbole_pq.codes import code_dtype
-from recbole_pq.layers.derived_cache import DerivedCache
+from recbole_pq.items.assignment import code_dtype
+from recbole_pq.items.derived_cache import DerivedCache
+from recbole_pq.items.sizing import resolve_codebook_sizes, starvation_warnings
 
 
 class ItemCodeEmbedding(nn.Module):
@@ -19,7 +19,7 @@ class ItemCodeEmbedding(nn.Module):
     An item's embedding is the concatenation over splits s of
     ``sub_item_embeddings[s, codes[item, s]]``.  The codes are a buffer, so they are
     saved in (and restored from) the model's state_dict; they are never trained.
-    A compressed ``ItemTable`` (``recbole_pq.layers.item_table``).
+    A compressed ``ItemTable`` (``recbole_pq.items.table``).
     """
 
     compressed = True
@@ -105,13 +105,13 @@ def check_pq_config(config, n_items: int | None = None) -> None:
     if b != "auto" and (not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1)):
         raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items), or auto.")
     if n_items is not None and "auto" in (m, b):  # auto is chosen from the catalogue when the model is built
-        raise ValueError("resolve pq_m/pq_b (codebook_size.resolve_codebook_sizes) before the catalogue check")
+        raise ValueError("resolve pq_m/pq_b (sizing.resolve_codebook_sizes) before the catalogue check")
     check_code_assignment(config)
 
 
 def check_code_assignment(config) -> None:
-    from recbole_pq.codes import CODE_ASSIGNMENTS
     from recbole_pq.errors import ConfigError
+    from recbole_pq.items.assignment import CODE_ASSIGNMENTS
 
     if config["code_assignment"] not in CODE_ASSIGNMENTS:
         raise ConfigError(f"code_assignment='{config['code_assignment']}' is not supported; "
@@ -127,8 +127,8 @@ def codes_and_tables_for_dataset(method: str, m: int, b: int, config, dataset):
     """(n_items, m) codes by ``method``, and starting sub-item tables (m, b, d/m) where the
     method gives them (svd_pq), else None; data-driven methods read the dataset's training
     interactions; padding id 0 and unseen items get codes too."""
-    from recbole_pq.codes import DATA_ASSIGNMENTS, assign_codes_and_tables
-    from recbole_pq.data import training_user_item
+    from recbole_pq.data.seq2seq import training_user_item
+    from recbole_pq.items.assignment import DATA_ASSIGNMENTS, assign_codes_and_tables
 
     user_ids = item_ids = None
     if method in DATA_ASSIGNMENTS:

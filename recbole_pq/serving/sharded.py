@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from recbole_pq.errors import ConfigError
-from recbole_pq.pq_kernels import best_k
-from recbole_pq.scoring import Scorer, topk_from_sub_scores
+from recbole_pq.items.kernels.scan import best_k
+from recbole_pq.items.scoring import Scorer, topk_from_sub_scores
 
 RETRIES = 1  # restarts of a dead shard actor, and retries of its query
 
@@ -51,9 +51,9 @@ class CodeShard:
         self.offset = start
         if threads:
             torch.set_num_threads(threads)
-            from recbole_pq import pq_kernels
+            from recbole_pq.items.kernels import scan
 
-            if pq_kernels.available():
+            if scan.available():
                 import numba
 
                 numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_pq.paths import DATASET_ROOT, SHARED_DATASETS
+from recbole_pq.data.paths import DATASET_ROOT, SHARED_DATASETS
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 

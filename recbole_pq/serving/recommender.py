@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_pq.checkpoint import load_checkpoint
 from recbole_pq.errors import CheckpointError, ConfigError
-from recbole_pq.scoring import check_k, make_scorer
+from recbole_pq.items.scoring import check_k, make_scorer
+from recbole_pq.serving.checkpoint import load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Recommender:
         self.token_to_id = {str(token): index for index, token in enumerate(self.tokens) if index > 0}
         has_codes = model.items.compressed
         if shards:
-            from recbole_pq.sharded import ShardedScorer
+            from recbole_pq.serving.sharded import ShardedScorer
 
             model.scorer = ShardedScorer(model.items, shards, ray_address, shard_dir)
             return

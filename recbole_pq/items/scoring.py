@@ -1,4 +1,4 @@
-"""Full-catalogue scoring of user vectors against an item table (``layers.item_table``).
+"""Full-catalogue scoring of user vectors against an item table (``items.table``).
 
 Three scorers behind one interface:
 
@@ -26,10 +26,10 @@ import numbers
 import numpy as np
 import torch
 
-from recbole_pq import pq_kernels
 from recbole_pq.errors import ConfigError
-from recbole_pq.layers.derived_cache import DerivedCache
-from recbole_pq.layers.item_table import ItemTable
+from recbole_pq.items.derived_cache import DerivedCache
+from recbole_pq.items.kernels import prune, scan
+from recbole_pq.items.table import ItemTable
 
 PADDING_ID = 0
 
@@ -53,7 +53,7 @@ def ties_by_id(values: torch.Tensor, ids: torch.Tensor):
     if values.device.type == "cpu" and not values.requires_grad:
         # numpy's lexsort on a few rows costs ~2 us against ~14 us for torch's four sorts and
         # gathers: it matters when one user's whole top-k takes 0.3 ms (scorer prune)
-        v, i = pq_kernels.best_k(values.numpy(), ids.numpy(), values.shape[1])
+        v, i = scan.best_k(values.numpy(), ids.numpy(), values.shape[1])
         return torch.from_numpy(v), torch.from_numpy(i)
     by_id = torch.argsort(ids, dim=1)
     values, ids = torch.gather(values, 1, by_id), torch.gather(ids, 1, by_id)
@@ -134,7 +134,7 @@ def pq_chunk_scores(sub_scores: torch.Tensor, codes: torch.Tensor) -> torch.Tens
 
 
 class PQTopKScorer(Scorer):
-    """PQTopK.  ``backend``: ``numba`` (fused one-pass kernel, see pq_kernels), ``torch``
+    """PQTopK.  ``backend``: ``numba`` (fused one-pass kernel, see kernels.scan), ``torch``
     (chunked tensor code, always available) or ``auto`` (numba when installed and the
     tensors are on the CPU)."""
 
@@ -145,12 +145,12 @@ class PQTopKScorer(Scorer):
             raise ConfigError(f"pq_chunk_size={chunk_size} must be >= 1.")
         if backend not in PQ_BACKENDS:
             raise ConfigError(f"pq_backend='{backend}' is not supported; use one of {list(PQ_BACKENDS)}.")
-        if backend == "numba" and not pq_kernels.available():
+        if backend == "numba" and not scan.available():
             raise ConfigError("pq_backend='numba' needs numba: pip install -e '.[fast]' (or use pq_backend=auto).")
         self.chunk_size, self.backend = chunk_size, backend
 
     def _use_fused(self, query) -> bool:
-        return self.backend != "torch" and pq_kernels.available() and query.device.type == "cpu"
+        return self.backend != "torch" and scan.available() and query.device.type == "cpu"
 
     def scores(self, query, items):
         sub_scores = items.sub_item_scores(query)
@@ -159,7 +159,7 @@ class PQTopKScorer(Scorer):
              for s in range(0, items.n_items, self.chunk_size)], dim=1)
 
     def _ordered(self, query) -> bool:
-        return self._use_fused(query)  # the numba kernels end in pq_kernels.best_k
+        return self._use_fused(query)  # the numba kernels end in scan.best_k
 
     def _topk(self, query, items, k):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
@@ -174,9 +174,9 @@ def topk_from_sub_scores(sub_scores: torch.Tensor, codes: torch.Tensor, k: int, 
     ``skip_padding``: never return id 0 (False for a shard whose first id is a real item).
     ``use_fused``: the numba kernel (default: when installed and on CPU), else torch chunks."""
     if use_fused is None:
-        use_fused = pq_kernels.available() and sub_scores.device.type == "cpu"
+        use_fused = scan.available() and sub_scores.device.type == "cpu"
     if use_fused:
-        values, ids = pq_kernels.fused_topk(sub_scores.detach().numpy(), np.asarray(codes), k, skip_padding)
+        values, ids = scan.fused_topk(sub_scores.detach().numpy(), np.asarray(codes), k, skip_padding)
         return torch.from_numpy(values), torch.from_numpy(ids)
     codes = torch.as_tensor(codes)
     best_values = best_ids = None
@@ -216,7 +216,7 @@ class PruneScorer(PQTopKScorer):
     SKIPPED = -2  # ``last_scored`` of a user scanned without trying (back-off)
 
     def __init__(self, chunk_size: int = 16384, budget: float = DEFAULT_BUDGET):
-        if not pq_kernels.available():
+        if not scan.available():
             raise ConfigError("scorer='prune' needs numba: pip install -e '.[fast]' (or use scorer=pqtopk).")
         super().__init__(chunk_size, backend="numba")
         self.budget = budget
@@ -229,9 +229,9 @@ class PruneScorer(PQTopKScorer):
         """(codes as numpy, posting lists) of ``items``, built once per code table."""
         # one item range per thread, so that a single user's pruning runs in parallel too
         codes = items.codes
-        parts = max(1, min(pq_kernels.numba.get_num_threads(), codes.shape[0] // pq_kernels.BLOCK))
+        parts = max(1, min(scan.numba.get_num_threads(), codes.shape[0] // scan.BLOCK))
         return self._postings.get(parts, (codes,), lambda: (
-            codes.numpy(), pq_kernels.posting_lists(codes.numpy(), items.b, parts)))
+            codes.numpy(), prune.posting_lists(codes.numpy(), items.b, parts)))
 
     def _topk(self, query, items, k):
         if query.device.type != "cpu":
@@ -244,9 +244,9 @@ class PruneScorer(PQTopKScorer):
         ids = np.empty((len(sub_scores), k), dtype=np.int64)
         scored = np.full(len(sub_scores), self.SKIPPED, dtype=np.int64)
         if n_skipped:
-            values[:n_skipped], ids[:n_skipped] = pq_kernels.fused_topk(sub_scores[:n_skipped], codes, k)
+            values[:n_skipped], ids[:n_skipped] = scan.fused_topk(sub_scores[:n_skipped], codes, k)
         if n_skipped < len(sub_scores):
-            values[n_skipped:], ids[n_skipped:], scored[n_skipped:] = pq_kernels.pruned_topk(
+            values[n_skipped:], ids[n_skipped:], scored[n_skipped:] = prune.pruned_topk(
                 sub_scores[n_skipped:], codes, k, postings, budget_fraction=self.budget)
             if (scored[n_skipped:] < 0).any():
                 self._skip = min(self.MAX_SKIP, max(1, 2 * self._skip))

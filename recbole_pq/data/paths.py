@@ -7,7 +7,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Where data sets are found when no data_path is given, and where prepare writes them:
 # $RECBOLE_PQ_DATA, else ./dataset of the working directory (in a checkout: its dataset/).
 DATA_ENV = "RECBOLE_PQ_DATA"

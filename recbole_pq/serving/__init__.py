@@ -1,0 +1,1 @@
+"""Serving trained models: the checkpoint schema, ``Recommender``, sharded scoring, the recommend CLI."""
