@@ -22,26 +22,14 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: recbole_pq, benchmarks
+from benchmarks.harness import ROOT, machine, median_seconds  # noqa: E402
 
 TOKENS = 16384
-
-
-def _timed(fn, repeats=3):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def one_sequence_config(method: str, length: int, dim: int, books: int, words: int) -> dict:
@@ -55,12 +43,12 @@ def one_sequence_config(method: str, length: int, dim: int, books: int, words: i
     with torch.no_grad():
         if method == "vanilla":
             q, k, v = (torch.randn(batch, 1, length, dim) for _ in range(3))
-            seconds = _timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+            seconds = median_seconds(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), 3)
         else:
             attention = CodewordHistogramAttention(books, dim).eval()
             codebooks = torch.randn(books, words, dim)
             assignments = F.one_hot(torch.randint(0, words, (batch, length, books)), words).float()
-            seconds = _timed(lambda: attention(assignments, codeword_histogram(assignments), codebooks))
+            seconds = median_seconds(lambda: attention(assignments, codeword_histogram(assignments), codebooks), 3)
     return {"benchmark": "sequence", "method": method, "length": length, "batch": batch, "dim": dim,
             "B": books, "W": words, "ms_per_batch": 1000 * seconds,
             "us_per_token": 1e6 * seconds / (batch * length),
@@ -78,7 +66,7 @@ def one_online_config(method: str, length: int, dim: int, books: int, words: int
         if method == "vanilla":
             cache_k, cache_v = torch.randn(1, 1, length, dim), torch.randn(1, 1, length, dim)
             query = torch.randn(1, 1, 1, dim)
-            seconds = _timed(lambda: F.scaled_dot_product_attention(query, cache_k, cache_v), repeats=20)
+            seconds = median_seconds(lambda: F.scaled_dot_product_attention(query, cache_k, cache_v), repeats=20)
         else:
             attention = CodewordHistogramAttention(books, dim).eval()
             codebooks = torch.randn(books, words, dim)
@@ -89,7 +77,7 @@ def one_online_config(method: str, length: int, dim: int, books: int, words: int
                 state = histogram + new_item  # constant-time update
                 return attention(new_item, state, codebooks)
 
-            seconds = _timed(step, repeats=50)
+            seconds = median_seconds(step, repeats=50)
     return {"benchmark": "online", "method": method, "length": length, "dim": dim, "B": books, "W": words,
             "ms_per_step": 1000 * seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -174,7 +162,8 @@ def main(argv=None) -> int:
         records.append(record)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"command": "python benchmarks/attention.py " + " ".join(argv or sys.argv[1:]),
-                                     "threads": args.threads, "tokens_per_batch": TOKENS, "records": records},
+                                     "threads": args.threads, "machine": machine(), "tokens_per_batch": TOKENS,
+                                     "records": records},
                                     indent=1))
     plot(records, args.json.with_suffix(".png"))
     print(f"wrote {args.json}")

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: recbole_pq, benchmarks
+from benchmarks.harness import ROOT, cpu  # noqa: E402
 
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "defaults.json"
 VARIANTS = {  # name -> (model, overrides)
@@ -41,21 +40,12 @@ VARIANTS = {  # name -> (model, overrides)
     "codes-random": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "random"}),
     "codes-qr": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "qr"}),
     "auto-b-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq"}),
+    "codes-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_opq"}),
+    "auto-b-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_opq"}),
     # sampled gBCE with negatives per sequence (the default) or per position (issue 29)
     "gbce-sequence": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "sequence"}),
     "gbce-position": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "loss_type": "gBCE", "neg_sampling": "position"}),
 }
-
-
-def cpu() -> dict:
-    model, flags = platform.processor() or platform.machine(), []
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-            flags = line.split(":", 1)[1].split()
-            break
-    return {"cpu": model, "flags": {f: f in flags for f in ("avx512_bf16", "amx_bf16")}}
 
 
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:

@@ -22,7 +22,7 @@ the run fails if any metric differs.
 Settings a row needs per data set (e.g. ``pq_m`` for >= 10x compression on a small
 catalogue) are chosen on validation only: ``--set pq_m=4`` trains a probe into
 docs/benchmarks/quality_selection.json (with its best validation metrics, never into the
-table); DATASET_SETTINGS holds the choice, and the probe of the chosen setting and budget
+table); benchmarks/quality_settings.yaml holds the choice, and the probe of the chosen setting and budget
 becomes the row without training again.
 
 ``--longer --epochs 30 --models SASRec SASRecJPQ-svd``: does a gap close with training?  A
@@ -136,51 +136,19 @@ PUBLISHED = {
     ("video-games", "SASRecLISA-mini", "ndcg@10"): (0.4881, "LISA-Mini"),
 }
 
-# Per-data-set settings of a row, chosen on validation NDCG@10 only (the probes behind each
-# choice are records in SELECTION_JSON, written with --set; QUALITY.md lists them).
-# Rule: a dense row takes the backbone (dropout, hidden size) with the best validation NDCG@10
-# among its probes; its compressed twin keeps that backbone and takes the item-table settings
-# with the best validation NDCG@10 among those >= 10x smaller than the dense table (the issue's
-# compression target), so the two rows differ in the item table only.
-DATASET_SETTINGS: dict[tuple[str, str], dict] = {
-    # Dense backbone: d=256 with dropout 0.2 (valid 0.1140) beat d=256 (0.1046), d=128
-    # (0.0935), dropout 0.2 at d=64 (0.0921) and the default (0.081).
-    ("ml-1m", "SASRec"): {"hidden_size": 256, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
-    # The twin keeps that backbone.  Its table: at d=256, m=16 (11.0x, valid 0.0807) beat m=8
-    # (12.1x, 0.0704).  (At d=128: b=256 (11.0x, 0.0634) beat b=128 (18.8x, 0.0523); at
-    # d=64, where m=8, b=256 is only 9.4x: b=128 (14.6x, 0.0418) beat m=4 (11.0x, 0.0363).)
-    ("ml-1m", "SASRecJPQ-svd"): {"hidden_size": 256, "pq_b": 256, "pq_m": 16,
-                                 "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
-    # Random codes are svd's control: the same backbone and table, other codes.
-    ("ml-1m", "SASRecJPQ-random"): {"hidden_size": 256, "pq_b": 256, "pq_m": 16,
-                                    "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
-    # next-item rows 0.5 (valid 0.0124) beat the default (0.0110), d=256 (0.0113) and lr 0.003
-    # (0.0111); the twin trains the same way.
-    ("ml-1m", "gBERT4Rec"): {"next_item_rows": 0.5},
-    ("ml-1m", "gBERT4RecJPQ"): {"next_item_rows": 0.5},
-    # LISA's Transformer (uni100): dropout 0.2, the SASRec paper's ML-1M setting (valid
-    # 0.5396) beat the default 0.5 (0.5080).  The LISA rows keep that backbone, so each
-    # differs from it in attention and item table only.
-    ("ml-1m", "SASRec-1layer"): {"hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
-    # Item codes assigned before training (lisa_codes: svd, the default since 2026-12-05) beat
-    # the paper's learned codes at equal budget: valid NDCG@10 base 0.4759 vs 0.267 (learned,
-    # by epoch 6), mini 0.4744 vs 0.338 (learned, epoch 10).  On the dropout-0.2 backbone,
-    # recency decay (LISA's histograms are otherwise orderless), probed on mini: 0.3 (valid
-    # 0.5246) beat 0.1 (0.5211), 0.02 (0.5029), none (0.4895) and 1.0 (0.4533); base follows.
-    ("ml-1m", "SASRecLISA-base"): {"lisa_codes": "svd", "hidden_dropout_prob": 0.2, "lisa_decay": 0.3},
-    ("ml-1m", "SASRecLISA-mini"): {"lisa_codes": "svd", "hidden_dropout_prob": 0.2, "lisa_decay": 0.3},
-    ("ml-1m", "SASRecLISA-soft"): {"hidden_dropout_prob": 0.2, "lisa_decay": 0.3},
-    # m=16 (13.6x, valid 0.0315) beat the default m=8 (23.8x, 0.0280).
-    ("video-games", "SASRecJPQ-svd"): {"pq_m": 16},
-    # As on ML-1M: a probe with svd codes reached valid NDCG@10 0.4702 by epoch 8 (0.4536 at
-    # epoch 2) against 0.434, the best of the learned-code row; mini follows base's choice.
-    # Decay 0.3 (chosen on ML-1M) tied on mini (valid 0.4723 vs 0.4716): not adopted.  16 item
-    # codebooks instead of 8 (lisa_B=16): base valid 0.5172 vs 0.4741, mini 0.5146 vs 0.4716.
-    # Base with 32 (2.1x smaller table than dense, was 4.2x): valid 0.5554, still rising at
-    # epoch 10, vs 0.5172 with 16.
-    ("video-games", "SASRecLISA-base"): {"lisa_codes": "svd", "lisa_B": 32},
-    ("video-games", "SASRecLISA-mini"): {"lisa_codes": "svd", "lisa_B": 16},
-}
+SETTINGS_YAML = ROOT / "benchmarks" / "quality_settings.yaml"
+
+
+def dataset_settings(path: Path = SETTINGS_YAML) -> dict[tuple[str, str], dict]:
+    """(data set, row name) -> the row's settings chosen on validation (the YAML says how)."""
+    import yaml
+
+    return {(dataset, row): dict(settings) for dataset, rows in yaml.safe_load(path.read_text()).items()
+            for row, settings in rows.items()}
+
+
+DATASET_SETTINGS = dataset_settings()
+
 
 # (compressed, dense reference, metric, protocol, share): the issue's targets.
 TARGETS = [

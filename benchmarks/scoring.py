@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: recbole_pq, benchmarks
+from benchmarks.harness import ROOT, cpu  # noqa: E402
 
 M, B, K = 8, 256, 10
 SEED = 0
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
         last = {f"{r['method']}/{r['dim']}/{r['batch']}": r["ms_per_user"] for r in earlier if r["n_items"] == n // 10}
         records += run_size(n, args, env, last)
     command = "python benchmarks/scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    out = {"command": command, "threads": args.threads, "cpu": _cpu_name(), "machine": machine_limits(args.threads),
+    out = {"command": command, "threads": args.threads, "cpu": cpu()["cpu"], "machine": machine_limits(args.threads),
            "paper_ms_per_user_d512": PAPER_MS, "records": records}
     if args.json.is_file():
         old = json.loads(args.json.read_text())
@@ -372,7 +372,7 @@ def load_benchmark(args) -> int:
                       if line.startswith("flags")), []))
     result = {"command": "python benchmarks/scoring.py --load" + (f" --repeats {args.repeats}" if args.repeats != 5
                                                                     else ""),
-              "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads,
+              "cpu": cpu()["cpu"], "cpu_count": os.cpu_count(), "threads": args.threads,
               "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
               "n_items": LOAD_N_ITEMS, "dim": 64, "batch": 1, "m": M, "b": B, "k": K,
               "target": "loaded <= 1.5x quiet with one core busy (issue 32)", "records": records}
@@ -422,7 +422,7 @@ def table_sizes_benchmark(args) -> int:
                 "item_mb": round((n * m * code_dtype(b).itemsize + b * dim * 4) / 2**20, 2),
                 "ms_per_user": round(statistics.median(times[(m, b, batch)]), 3)}
                for (m, b, batch) in times]
-    result = {"command": "python benchmarks/scoring.py --table-sizes", "cpu": _cpu_name(), "threads": args.threads,
+    result = {"command": "python benchmarks/scoring.py --table-sizes", "cpu": cpu()["cpu"], "threads": args.threads,
               "n_items": n, "dim": dim, "k": K, "dense_mb": round(n * dim * 4 / 2**20, 2), "records": records}
     path = args.json.with_name("scoring_tables.json")
     path.write_text(json.dumps(result, indent=1) + "\n")
@@ -502,16 +502,6 @@ def machine_limits(threads: int) -> dict:
     gbs = read_bandwidth_gbs() if scan.available() else None
     return {"read_bandwidth_gbs": gbs, "cpu_mhz": mhz, "threads": threads,
             "note": "bandwidth: best of 5 parallel read-only passes over 2 GiB"}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

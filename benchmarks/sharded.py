@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: recbole_pq, benchmarks
+from benchmarks.harness import ROOT, cpu, median_seconds  # noqa: E402
 
 M, B, K = 8, 256, 10
 CHUNK = 50_000_000  # rows generated at a time (400 MB)
@@ -49,16 +47,6 @@ def write_codes(path: Path, n_items: int, seed: int = 0) -> None:
     codes.flush()
     del codes
     os.replace(tmp, path)
-
-
-def median_ms(call, repeats: int) -> float:
-    call()  # warm-up: compiles, faults the pages in
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def peak_rss_mb() -> float:
@@ -95,7 +83,7 @@ def main(argv=None) -> int:
         write_codes(path, n_items)
         print(f"N={n_items:.0e}: codes ready in {time.perf_counter() - start:.0f} s", flush=True)
         codes = np.load(path, mmap_mode="r")
-        single = median_ms(lambda: scan.fused_topk(tables, codes, K), args.repeats)
+        single = 1000 * median_seconds(lambda: scan.fused_topk(tables, codes, K), args.repeats)
         print(f"  single process: {single:.2f} ms", flush=True)
         reference = scan.fused_topk(tables, codes, K)[1]
         for shards in args.shards:
@@ -103,7 +91,7 @@ def main(argv=None) -> int:
             try:
                 got = pool.topk(tables, K)[1].numpy()
                 assert np.array_equal(np.sort(got, axis=1), np.sort(reference, axis=1)), "sharded top-k differs"
-                ms = median_ms(lambda: pool.topk(tables, K), args.repeats)
+                ms = 1000 * median_seconds(lambda: pool.topk(tables, K), args.repeats)
             finally:
                 pool.close()
             print(f"  {shards} shard(s): {ms:.2f} ms ({ms / single:.2f}x single process)", flush=True)
@@ -114,7 +102,7 @@ def main(argv=None) -> int:
         del codes
     ray.shutdown()
     out = {"command": "python benchmarks/sharded.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "threads": threads, "cpu": platform.processor() or platform.machine(),
+           "threads": threads, "cpu": cpu()["cpu"],
            "load_average_at_start": load_at_start, "records": records}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -5,7 +5,7 @@
 
 Answers "does the compressed model train more slowly, or does it fit less?": each row
 trains with exactly the settings and budget of its ``benchmarks/quality.py`` row (its
-validation-chosen DATASET_SETTINGS included) for exactly ``--epochs`` epochs, and the record
+validation-chosen settings of benchmarks/quality_settings.yaml included) for exactly ``--epochs`` epochs, and the record
 keeps the mean training loss of every epoch and the validation metrics after the last.
 The loss is the models' shared tied softmax cross-entropy, so rows of one data set
 compare directly.  Appends to (replaces the same dataset x model x epochs in) the JSON.

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: benchmarks (recbole_pq: see --baseline-tree)
+from benchmarks.harness import ROOT, machine  # noqa: E402
 
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "training.json"
 SEQ_LENGTH = {"ml-1m": 200, "video-games": 50, "ml-100k": 50}
@@ -52,24 +51,6 @@ VARIANTS = {
                           "neg_samples": 256},
 }
 DEFAULT_VARIANTS = ("plain", "buckets", "buckets+bf16")
-
-
-def machine_facts() -> dict:
-    import torch
-
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}}
 
 
 def matmul_peak(dtype_name: str, repeats: int = 5) -> float:
@@ -317,7 +298,7 @@ def main(argv=None) -> int:
 
 
 def write_json(args, argv, records, extra: dict | None = None) -> None:
-    out = {"command": "python benchmarks/training.py " + " ".join(argv), "machine": machine_facts(),
+    out = {"command": "python benchmarks/training.py " + " ".join(argv), "machine": machine(),
            "records": records, **(extra or {})}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")

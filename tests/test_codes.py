@@ -158,6 +158,50 @@ def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
     assert ((vectors - reconstruction) ** 2).sum() < 0.5 * ((vectors - shuffled) ** 2).sum()
 
 
+def test_balanced_allocation_spreads_the_variance_over_the_splits():
+    from recbole_pq.items.assignment import balanced_allocation
+
+    variances = 2.0 ** -np.arange(16)  # SVD-like: every component half the one before
+    perm = balanced_allocation(variances, 4)
+    assert sorted(perm) == list(range(16))
+    log_products = np.log(variances[perm]).reshape(4, 4).sum(1)
+    in_order = np.log(variances).reshape(4, 4).sum(1)  # plain splits: all the variance in split 0
+    assert np.ptp(log_products) < 0.25 * np.ptp(in_order)
+    assert set(perm[:4]) != {0, 1, 2, 3}  # the four largest components no longer share split 0
+
+
+def test_opq_rotation_is_orthogonal_and_lowers_the_quantisation_error():
+    from recbole_pq.items.assignment import opq_rotation, pq_reconstruction, product_quantise
+
+    rng = np.random.default_rng(0)
+    # correlated vectors whose variance falls off fast, as SVD item vectors do
+    vectors = (rng.normal(size=(2000, 16)) * 2.0 ** -np.arange(16) / 2) @ np.linalg.qr(rng.normal(size=(16, 16)))[0]
+    vectors = (vectors @ np.linalg.svd(vectors, full_matrices=False)[2].T).astype(np.float32)  # principal axes
+    rotation = opq_rotation(vectors, 4, 16, seed=3)
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(16), atol=1e-5)
+    np.testing.assert_array_equal(rotation, opq_rotation(vectors, 4, 16, seed=3))  # deterministic
+
+    def error(x):
+        codes, centroids = product_quantise(x, 4, 16, seed=3)
+        return float(((x - pq_reconstruction(codes, centroids)) ** 2).sum())
+
+    assert error(vectors @ rotation) < 0.8 * error(vectors)
+
+
+def test_svd_opq_gives_codes_and_tables_of_the_rotated_vectors():
+    from recbole_pq.items.assignment import assign_codes_and_tables
+
+    users, items = _interactions()
+    kwargs = dict(user_ids=users, item_ids=items, n_users=200, dim=16)
+    codes, tables = assign_codes_and_tables("svd_opq", 300, 4, 8, seed=1, **kwargs)
+    plain_codes, _ = assign_codes_and_tables("svd_pq", 300, 4, 8, seed=1, **kwargs)
+    assert codes.shape == (300, 4) and codes.dtype == np.uint8 and tables.shape == (4, 8, 4)
+    assert codes.max() < 8 and not np.array_equal(codes, plain_codes)
+    again = assign_codes_and_tables("svd_opq", 300, 4, 8, seed=1, **kwargs)
+    np.testing.assert_array_equal(codes, again[0])
+    np.testing.assert_array_equal(tables, again[1])
+
+
 def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings):
     from recbole_pq.data.seq2seq import training_user_item
     from recbole_pq.items.assignment import assign_codes_and_tables

@@ -65,3 +65,14 @@ def test_plugin_models_are_an_explicit_mapping():
 
     assert sorted(PLUGIN_MODELS) == ["DenseSASRec", "SASRecJPQ", "SASRecLISA", "gBERT4Rec", "gBERT4RecJPQ"]
     assert all(cls.__name__ == name for name, cls in PLUGIN_MODELS.items())
+
+
+def test_presets_are_siblings_not_subclasses_of_each_other():
+    """A compressed preset is not an instance of its dense twin (they share a network class)."""
+    from recbole_pq.models import DenseSASRec, SASRecJPQ, gBERT4Rec, gBERT4RecJPQ
+
+    for dense, codes in ((DenseSASRec, SASRecJPQ), (gBERT4Rec, gBERT4RecJPQ)):
+        assert not issubclass(codes, dense) and not issubclass(dense, codes)
+        assert dense.__mro__[1] is codes.__mro__[1]  # the one network class
+        assert (dense.item_table, codes.item_table) == ("dense", "codes")
+        assert dense.compressed_twin == codes.__name__

@@ -7,7 +7,12 @@ bins.  ``bpr`` cuts the m item factors of a BPR matrix factorisation of the same
 interactions the same way (RecJPQ's second method).  ``svd_pq`` quantises d-dimensional SVD
 item vectors with a product quantiser (k-means with b centroids per split of d/m dims):
 its codes, and its centroids as the sub-item tables' starting point (RecJPQ-HC's idea), so
-at step 0 the item table is the PQ reconstruction of the SVD vectors.  ``qr`` is quotient-remainder
+at step 0 the item table is the PQ reconstruction of the SVD vectors.  ``svd_opq`` does the
+same after rotating the vectors as an optimised product quantiser does (OPQ): SVD puts most
+of the variance in the first dimensions, so plain splits give split 0 the informative
+components and the last split near-noise; the rotation spreads the variance over the splits
+and then lowers the quantisation error by alternating k-means and an orthogonal
+Procrustes step.  ``qr`` is quotient-remainder
 (m = 2: item id // b and item id % b, b >= ceil(sqrt(N))), a cheap baseline that uses
 no data.  ``random`` draws uniform codes.  All are deterministic for a seed.
 """
@@ -22,8 +27,10 @@ import scipy.sparse as sp
 
 from recbole_pq.errors import ConfigError
 
-CODE_ASSIGNMENTS = ("svd", "svd_pq", "bpr", "qr", "random")
-DATA_ASSIGNMENTS = ("svd", "svd_pq", "bpr")  # need the training interactions
+CODE_ASSIGNMENTS = ("svd", "svd_pq", "svd_opq", "bpr", "qr", "random")
+DATA_ASSIGNMENTS = ("svd", "svd_pq", "svd_opq", "bpr")  # need the training interactions
+TABLE_ASSIGNMENTS = ("svd_pq", "svd_opq")  # give starting sub-item tables with their codes
+OPQ_ITERATIONS = 4  # rotation updates after the variance-balancing start
 KMEANS_POINTS_PER_CENTROID = 256  # k-means trains on at most this many points per centroid (as FAISS does)
 
 
@@ -172,17 +179,62 @@ def svd_item_vectors(user_ids, item_ids, n_users: int, n_items: int, dim: int, s
     return vectors
 
 
-def svd_pq_codes(user_ids, item_ids, n_users: int, n_items: int, m: int, b: int, dim: int,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser of the SVD item
-    vectors, split s quantising dims [s*d/m, (s+1)*d/m) with its own k-means."""
-    vectors = svd_item_vectors(user_ids, item_ids, n_users, n_items, dim, seed)
+def product_quantise(vectors: np.ndarray, m: int, b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """((n, m) codes, (m, b, d/m) centroids): split s quantises dims [s*d/m, (s+1)*d/m) of the
+    (n, d) vectors with its own k-means."""
+    n, dim = vectors.shape
     sub_dim = dim // m
-    codes = np.empty((n_items, m), dtype=code_dtype(b))
+    codes = np.empty((n, m), dtype=code_dtype(b))
     centroids = np.empty((m, b, sub_dim), dtype=np.float32)
     for split in range(m):
         centroids[split], codes[:, split] = kmeans(vectors[:, split * sub_dim:(split + 1) * sub_dim], b, seed + split)
     return codes, centroids
+
+
+def pq_reconstruction(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(n, d): each item's centroids, concatenated over the splits."""
+    return np.concatenate([centroids[split][codes[:, split]] for split in range(codes.shape[1])], axis=1)
+
+
+def balanced_allocation(variances: np.ndarray, m: int) -> np.ndarray:
+    """A permutation of the d dimensions that gives each split d/m of them with the products of
+    their variances as equal as possible (OPQ's eigenvalue allocation).  Greedy on the log
+    variances shifted to be >= 0 (every split takes d/m of them, so the shift changes no
+    comparison): the largest remaining goes to the open split whose sum is smallest."""
+    per_split = len(variances) // m
+    logs = np.log(np.maximum(np.asarray(variances, dtype=np.float64), 1e-12))
+    logs -= logs.min()
+    sums = np.zeros(m)
+    members: list[list[int]] = [[] for _ in range(m)]
+    for dim in np.argsort(-logs, kind="stable"):
+        split = min((s for s in range(m) if len(members[s]) < per_split), key=lambda s: (sums[s], s))
+        members[split].append(int(dim))
+        sums[split] += logs[dim]
+    return np.array([dim for split in members for dim in split])
+
+
+def opq_rotation(vectors: np.ndarray, m: int, b: int, seed: int, iterations: int = OPQ_ITERATIONS) -> np.ndarray:
+    """(d, d) orthogonal rotation R for ``vectors @ R``: starts at the balanced allocation (a
+    permutation), then alternates a product quantiser of the rotated vectors with the rotation
+    that best maps the vectors onto its reconstruction (orthogonal Procrustes)."""
+    dim = vectors.shape[1]
+    rotation = np.eye(dim, dtype=np.float64)[:, balanced_allocation(vectors.var(axis=0), m)]
+    x = vectors.astype(np.float64)
+    for _ in range(iterations):
+        codes, centroids = product_quantise((x @ rotation).astype(np.float32), m, b, seed)
+        left, _, right = np.linalg.svd(x.T @ pq_reconstruction(codes, centroids).astype(np.float64))
+        rotation = left @ right
+    return rotation.astype(np.float32)
+
+
+def svd_pq_codes(user_ids, item_ids, n_users: int, n_items: int, m: int, b: int, dim: int,
+                 seed: int, rotate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser of the SVD item
+    vectors (rotated by ``opq_rotation`` first when ``rotate``)."""
+    vectors = svd_item_vectors(user_ids, item_ids, n_users, n_items, dim, seed)
+    if rotate:
+        vectors = vectors @ opq_rotation(vectors, m, b, seed)
+    return product_quantise(vectors, m, b, seed)
 
 
 def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items: int,
@@ -214,21 +266,22 @@ def require_interactions(method: str, user_ids, item_ids, n_users) -> None:
 def assign_codes_and_tables(method: str, n_items: int, m: int, b: int, seed: int, user_ids=None, item_ids=None,
                             n_users: int | None = None, dim: int | None = None):
     """((n_items, m) codes, (m, b, dim/m) starting sub-item tables or None) by ``method``;
-    only svd_pq gives tables (its centroids), the others leave the tables to random init."""
-    if method == "svd_pq":
+    only svd_pq and svd_opq give tables (their centroids), the others leave the tables to random init."""
+    if method in TABLE_ASSIGNMENTS:
         require_interactions(method, user_ids, item_ids, n_users)
         if dim is None or dim % m:
-            raise ConfigError(f"code_assignment='svd_pq' needs hidden_size divisible by pq_m; got {dim} and {m}.")
-        return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed)
+            raise ConfigError(f"code_assignment='{method}' needs hidden_size divisible by pq_m; got {dim} and {m}.")
+        return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed,
+                            rotate=method == "svd_opq")
     return assign_codes(method, n_items, m, b, seed, user_ids, item_ids, n_users), None
 
 
 def assign_codes(method: str, n_items: int, m: int, b: int, seed: int,
                  user_ids=None, item_ids=None, n_users: int | None = None) -> np.ndarray:
     """(n_items, m) codes by ``method`` (svd and bpr need the training user/item ids; svd_pq's
-    codes come with tables: ``assign_codes_and_tables``)."""
-    if method == "svd_pq":
-        raise ValueError("svd_pq gives codes and tables: call assign_codes_and_tables")
+    and svd_opq's codes come with tables: ``assign_codes_and_tables``)."""
+    if method in TABLE_ASSIGNMENTS:
+        raise ValueError(f"{method} gives codes and tables: call assign_codes_and_tables")
     if method == "random":
         return random_codes(n_items, m, b, seed)
     if method == "qr":

@@ -205,12 +205,10 @@ class PruneScorer(PQTopKScorer):
 
     name = "prune"
 
-    # Share of the catalogue pruning may score before it gives up and scans.  Measured
-    # (benchmarks/prune.py, the kernel alone with one thread): a pruned item costs ~1.7x a
-    # scanned one (5.3 vs 3.2 ns), so pruning wins while it scores less than ~60 % of the
-    # items; a give-up at 40 % costs ~1.7x a scan, paid once per back-off step.  (2026-12-06,
-    # 1M items, 2 threads, fixed costs included: 117K scorings took 114 us against 845 us for
-    # the 1M-item scan, ~1.15x a scanned item; the budget was kept.)
+    # Share of the catalogue pruning may score before it gives up and scans: a pruned item
+    # costs more than a scanned one (random access to its posting list), so pruning only
+    # wins while it scores well under the whole catalogue, and a give-up is paid once per
+    # back-off step (costs per item: docs/PERFORMANCE.md, prune section).
     DEFAULT_BUDGET = 0.4
     MAX_SKIP = 64
     SKIPPED = -2  # ``last_scored`` of a user scanned without trying (back-off)

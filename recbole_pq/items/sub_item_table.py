@@ -119,13 +119,13 @@ def check_code_assignment(config) -> None:
 
 
 def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarray:
-    """(n_items, m) codes in [0, b) by ``method`` (``codes.CODE_ASSIGNMENTS``)."""
+    """(n_items, m) codes in [0, b) by ``method`` (``assignment.CODE_ASSIGNMENTS``)."""
     return codes_and_tables_for_dataset(method, m, b, config, dataset)[0]
 
 
 def codes_and_tables_for_dataset(method: str, m: int, b: int, config, dataset):
     """(n_items, m) codes by ``method``, and starting sub-item tables (m, b, d/m) where the
-    method gives them (svd_pq), else None; data-driven methods read the dataset's training
+    method gives them (svd_pq, svd_opq), else None; data-driven methods read the dataset's training
     interactions; padding id 0 and unseen items get codes too."""
     from recbole_pq.data.seq2seq import training_user_item
     from recbole_pq.items.assignment import DATA_ASSIGNMENTS, assign_codes_and_tables

@@ -1,8 +1,7 @@
 """The plugin's models, and ``PLUGIN_MODELS``: the names RecBole users give as ``--model``."""
 
-from recbole_pq.models.dense_sasrec import DenseSASRec
 from recbole_pq.models.gbert4rec import gBERT4Rec, gBERT4RecJPQ
-from recbole_pq.models.sasrec_jpq import SASRecJPQ
+from recbole_pq.models.sasrec import DenseSASRec, SASRecJPQ
 from recbole_pq.models.sasrec_lisa import SASRecLISA
 
 PLUGIN_MODELS: dict[str, type] = {

@@ -42,6 +42,7 @@ class PQSequentialRecommender(SequentialRecommender):
     trainer_class = PQTrainer
     # "dense": an (N, d) table; "codes": RecJPQ sub-item ids; None: the model builds its own.
     item_table: str | None = None
+    compressed_twin: str | None = None  # a dense preset's sub-item-id preset, named in errors
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -53,9 +54,8 @@ class PQSequentialRecommender(SequentialRecommender):
         if cls.item_table == "codes":
             check_pq_config(config)
         elif cls.item_table == "dense":
-            twin = next((c.__name__ for c in cls.__subclasses__() if c.item_table == "codes"), None)
             cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table"
-                                             + (f" ({twin} has codes)" if twin else ""))
+                                             + (f" ({cls.compressed_twin} has codes)" if cls.compressed_twin else ""))
 
     @classmethod
     def compressed_items(cls, config) -> bool:

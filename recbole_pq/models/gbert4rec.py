@@ -20,10 +20,8 @@ from recbole_pq.layers.sasrec_encoder import SASRecEncoder
 from recbole_pq.models.base import PQSequentialRecommender
 
 
-class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
-    """BERT4Rec + gBCE with a dense item table (the twin of gBERT4RecJPQ)."""
-
-    item_table = "dense"
+class gBERT4RecNetwork(PQSequentialRecommender):  # noqa: N801 (the paper's name)
+    """BERT4Rec + gBCE over the item table its preset names (``item_table``), tied."""
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -117,7 +115,14 @@ class gBERT4Rec(PQSequentialRecommender):  # noqa: N801 (the paper's name)
         return self.encode(inputs, lengths), seq, masked
 
 
-class gBERT4RecJPQ(gBERT4Rec):  # noqa: N801
+class gBERT4RecJPQ(gBERT4RecNetwork):  # noqa: N801
     """gBERT4Rec whose item table (input and output, tied) is RecJPQ sub-item ids."""
 
     item_table = "codes"
+
+
+class gBERT4Rec(gBERT4RecNetwork):  # noqa: N801
+    """gBERT4Rec with an (N, d) item table."""
+
+    item_table = "dense"
+    compressed_twin = "gBERT4RecJPQ"

@@ -55,8 +55,7 @@ def balanced_ranges():
 
 BLOCK = 2048  # items per block: 2048 x m codes stay in L1/L2 while every user scans them
 # Users per tile of the batched m = 8 scan: a row of 32 float32 scores is two aligned cache
-# lines (two AVX-512 vectors), an (8, 256, 32) tile 256 KB, in L2.  Measured at 10M items,
-# 64 users: tiles of 32 1.6x faster than one (8, 256, 64) table, tiles of 16 or 64 slower.
+# lines (two AVX-512 vectors), an (8, 256, 32) tile 256 KB, in L2 (16 and 64 were slower).
 USERS_TILE = 32
 
 
@@ -280,8 +279,7 @@ if numba is not None:
         """One user's running top-k over a contiguous run of items (ids first_item, ...),
         continuing the (values_row, ids_row) slots.  Its own small function so the hot loop
         keeps everything in registers: indexing from 0 over a C-contiguous run lets the
-        compiler drop the per-item stride multiply and negative-index fix-up (measured
-        1.3x faster than the same loop inline in the parallel one, one thread, 1M items)."""
+        compiler drop the per-item stride multiply and negative-index fix-up."""
         slot = 0
         for c in range(1, values_row.shape[0]):
             if values_row[c] < values_row[slot] or (values_row[c] == values_row[slot] and ids_row[c] > ids_row[slot]):
@@ -307,13 +305,11 @@ if numba is not None:
         return values, ids
 
 
-# From this many users on, the users-inner layout is used: chosen at 1M items, m = 8, where
-# from 4 users on it was faster per user than the per-user scan
-# (`python benchmarks/scoring.py --sizes 1e6 --dims 64 --batches 1,2,4,8,64 --json ...`).
+# Batch sizes where the layouts cross over (`python benchmarks/scoring.py --batches ...`
+# finds them on a host): from USERS_INNER_FROM users on, reading each block of codes once for
+# all users beats one scan per user; from USERS_TILES_FROM on (m = 8), a (8, b, Q) table no
+# longer fits in L2 and tiles of USERS_TILE users win (a tile costs the same for 4 users as for 32).
 USERS_INNER_FROM = 4
-# From this many users on (m = 8), user tiles: at 10M items one (8, b, Q) table was ~10%
-# faster per user for 4-8 users (a tile of 32 costs the same for 4 users as for 32) and
-# 1.2x slower at 12, 1.45x at 16, 2.25x at 64.
 USERS_TILES_FROM = 12
 
 
