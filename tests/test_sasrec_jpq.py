@@ -28,7 +28,7 @@ def trained(ml1m_slice, fast, tmp_path_factory):
 
 def test_run_prints_test_result(ml1m_slice, fast_settings, caplog):
     result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={**fast_settings, "data_path": str(ml1m_slice)})
-    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    assert set(result["test_result"]) >= {"ndcg@10", "recall@10"}
     checkpoint = load_checkpoint(result["saved_model_file"])  # weights-only loadable
     assert checkpoint["config"]["model"] == "SASRecJPQ"
     assert checkpoint["state_dict"]["items.codes"].dtype == torch.uint8
@@ -118,3 +118,28 @@ def test_sampled_losses_train(ml1m_slice, fast_settings, model, loss_type):
         "learning_rate": 0.01})
     losses = [float(trainer._train_epoch(train, epoch)) for epoch in range(8)]
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_sasrec_jpq_with_its_defaults_beats_popularity_on_ml100k(tmp_path):
+    """Six epochs of SASRecJPQ with its YAML defaults (svd_pq codes, pq_b auto, pq_m 8) on the
+    bundled ml-100k rank the test items better than popularity does on the same split
+    (measured: NDCG@10 0.033 vs 0.022; DenseSASRec, which starts from random items, is still
+    below popularity after the same six epochs)."""
+    import numpy as np
+
+    from recbole_pq.data.seq2seq import training_user_item
+
+    settings = {"epochs": 6, "hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 1,
+                "MAX_ITEM_LIST_LENGTH": 50, "train_batch_size": 128, "show_progress": False, "state": "WARNING",
+                "train_precision": "fp32", "seed": 2020, "checkpoint_dir": str(tmp_path)}
+    config, (train, valid, test), model, trainer = setup("SASRecJPQ", "ml-100k", config_dict=settings)
+    assert config["code_assignment"] == "svd_pq" and model.items.b == 256
+    trainer.fit(train, valid, saved=False)
+    ndcg = trainer.evaluate(test, load_best_model=False)["ndcg@10"]
+    _, items = training_user_item(train._dataset, config)
+    counts = np.bincount(items, minlength=model.n_items).astype(float)
+    counts[0] = -1  # padding
+    top10 = list(np.argsort(-counts, kind="stable")[:10])
+    gains = [1 / np.log2(top10.index(t) + 2) if t in top10 else 0.0 for batch in test for t in batch[3].tolist()]
+    assert len(gains) == 943  # one test target per ml-100k user
+    assert ndcg > 1.2 * float(np.mean(gains)), (ndcg, float(np.mean(gains)))
