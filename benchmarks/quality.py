@@ -84,6 +84,8 @@ SPECS = [
     Spec("SASRec", "full", "DenseSASRec"),
     Spec("SASRecJPQ-svd", "full", "SASRecJPQ", {"code_assignment": "svd"}),
     Spec("SASRecJPQ-random", "full", "SASRecJPQ", {"code_assignment": "random"}),
+    # the default assignment: k-means of SVD item vectors, centroids starting the tables
+    Spec("SASRecJPQ-svd_pq", "full", "SASRecJPQ", {"code_assignment": "svd_pq"}),
     Spec("BERT4Rec", "full", "BERT4Rec", {"train_mode": "seq2seq"}),
     Spec("gBERT4Rec", "full", "gBERT4Rec"),
     Spec("gBERT4RecJPQ", "full", "gBERT4RecJPQ"),
