@@ -396,8 +396,10 @@ def defaults_lines(data: dict) -> list[str]:
                           f"{100 * best['test_ndcg@10'] / dense['test_ndcg@10']:.0f}% of dense)." if dense else ""]
         lines.append("")
     return lines + ["![defaults](benchmarks/defaults.png)", "",
-                    "The default is `pq_b: auto` with `pq_m: 8` (the `auto-b` rows; `today` is b = 256). On catalogues "
-                    "of up to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256: the same model as before.", ""]
+                    "SASRecJPQ's defaults are `pq_b: auto` with `pq_m: 8` and `code_assignment: svd_pq` (the "
+                    "`auto-b-svd_pq` rows; `today` is the earlier default, svd codes with b = 256). On catalogues of up "
+                    "to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256, so there `codes-svd_pq` is the "
+                    "default model.", ""]
 
 
 SIZE_ROWS = ("today", "auto-b", "auto-mb", "m2-auto-b")  # with svd codes  # benchmarks/defaults.py's table-size rows

@@ -119,10 +119,13 @@ def test_bpr_codes_follow_the_interactions():
 
 
 def test_data_assignments_need_interactions():
-    for method in ("svd", "bpr"):
+    from recbole_pq.items.assignment import DATA_ASSIGNMENTS, assign_codes_and_tables
+
+    assert set(DATA_ASSIGNMENTS) == {"svd", "svd_pq", "svd_opq", "bpr"}
+    for method in DATA_ASSIGNMENTS:
         with pytest.raises(ConfigError, match=f"code_assignment='{method}' needs the training interactions"):
-            assign_codes(method, 300, 4, 16, seed=0, user_ids=np.array([], dtype=int), item_ids=np.array([], dtype=int),
-                         n_users=10)
+            assign_codes_and_tables(method, 300, 4, 16, seed=0, user_ids=np.array([], dtype=int),
+                                    item_ids=np.array([], dtype=int), n_users=10, dim=16)
 
 
 def test_code_usage_and_effective_rank():
@@ -202,15 +205,16 @@ def test_svd_opq_gives_codes_and_tables_of_the_rotated_vectors():
     np.testing.assert_array_equal(tables, again[1])
 
 
-def test_svd_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings):
+@pytest.mark.parametrize("method", ["svd_pq", "svd_opq"])
+def test_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings, method):
     from recbole_pq.data.seq2seq import training_user_item
     from recbole_pq.items.assignment import assign_codes_and_tables
     from recbole_pq.pipeline import setup
 
     config, (train, _, _), model, _ = setup("SASRecJPQ", "ml-1m", config_dict={
-        **fast_settings, "data_path": str(ml1m_slice), "code_assignment": "svd_pq"})
+        **fast_settings, "data_path": str(ml1m_slice), "code_assignment": method})
     users, items = training_user_item(train._dataset, config)
-    codes, tables = assign_codes_and_tables("svd_pq", model.items.n_items, 4, 16, seed=config["seed"], user_ids=users,
+    codes, tables = assign_codes_and_tables(method, model.items.n_items, 4, 16, seed=config["seed"], user_ids=users,
                                             item_ids=items, n_users=train._dataset.user_num, dim=16)
     np.testing.assert_array_equal(model.items.codes.numpy(), codes)
     pq = torch.as_tensor(np.concatenate([tables[s][codes[:, s]] for s in range(4)], axis=1))
