@@ -134,11 +134,12 @@ def prune_section(data: dict) -> list[str]:
         lines.append(f"| {prune['tables']} | {prune.get('codes', 'uniform')} | {prune['dim']} | {prune['n_items']:.0e} | "
                      f"{prune.get('budget', 0):.1%} | {fused['ms_per_user']:.3g} | {prune['ms_per_user']:.3g} | "
                      f"{ratio:.2f}× | {prune.get('note', '')} |")
-    return lines + ["", PRUNE_TIME]
+    return lines + ["", prune_model_check(records)]
 
 
-# Profiled 2026-12-06 (AMD EPYC, 2 threads, 1M items, d = 64); kept as text because it
-# explains the table rather than being a number the benchmark writes.
+# The profile of one pruned call (AMD EPYC, 2 threads, 1M items, d = 64) is text: it explains
+# the table and no benchmark writes it.  The shares and ratios it is checked against are read
+# from the records (prune_model_check).
 PRUNE_TIME = (
     "Where a pruned call's time goes (profiled at 1M items, d = 64, 2 threads): a fixed ~90-110 us "
     "per call, measured on a table where one sub-item decides the top-k (3,960 items scored): the "
@@ -146,12 +147,39 @@ PRUNE_TIME = (
     "kernel's launch, bounds and merge of the item ranges (~25 us) and the scorer's bookkeeping "
     "(~10 us); then each item scored costs about as much as a scanned one (1.0-1.15x: both are bound by "
     "the 8 table lookups plus one code load per item on two load ports). So fused ÷ prune is about "
-    "1 / (1.1 x share scored + 0.1) at 1M: a median 16% of the items scored gives ~3.6x (measured "
-    "3.54x, derived codes), 26% gives ~2.6x (measured 2.54x, uniform codes). The uniform-codes miss "
-    "is the share that must be scored: the list order used (steepest bound drop per item, "
-    "`PRUNE_LOOKAHEAD`) came within ~2% of the fewest posting lists that prove the top-k (an offline "
-    "dynamic programme that knows the final k-th score), so with this bound no order scores fewer. "
-    "At 10M the fixed cost is spread over 10x the items and the shares fall (10-23%), hence 4-9x.")
+    "1 / (1.1 x share scored + 0.1) at 1M: ")
+PRUNE_ORDER = (
+    " What bounds the uniform codes is the share that must be scored: the list order used (steepest "
+    "bound drop per item, `PRUNE_LOOKAHEAD`) came within ~2% of the fewest posting lists that prove the "
+    "top-k (an offline dynamic programme that knows the final k-th score), so with this bound no order "
+    "scores fewer. At 10M the fixed cost is spread over 10x the items and the shares fall")
+
+
+def scored_share(record) -> float | None:
+    """The median share of the items a prune record's pruned calls scored (from its note)."""
+    import re
+
+    found = re.search(r"median ([0-9.]+)% of the items scored", record.get("note", ""))
+    return float(found.group(1)) / 100 if found else None
+
+
+def prune_model_check(records) -> str:
+    """PRUNE_TIME's model against the trained-table records: predicted and measured ratios."""
+    checks, tens = [], []
+    for prune, _, ratio in prune_pairs(records):
+        share = scored_share(prune)
+        if prune["tables"] != "trained" or share is None:
+            continue
+        if prune["n_items"] == 1e6 and prune["dim"] == 64:
+            checks.append(f"a median {share:.0%} of the items scored (d = 64, {prune.get('codes', 'uniform')} codes) "
+                          f"predicts {1 / (1.1 * share + 0.1):.1f}x, measured {ratio:.2f}x")
+        if prune["n_items"] == 1e7:
+            tens.append((share, ratio))
+    text = PRUNE_TIME + "; ".join(checks) + "." + PRUNE_ORDER
+    if tens:
+        text += (f" ({min(s for s, _ in tens):.0%}-{max(s for s, _ in tens):.0%}), hence "
+                 f"{min(r for _, r in tens):.1f}-{max(r for _, r in tens):.1f}x there.")
+    return text
 
 
 def _scoring_ms(records, method, n, dim, batch):

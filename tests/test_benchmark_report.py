@@ -6,7 +6,7 @@ import sys
 import recbole_pq.data.paths
 
 sys.path.insert(0, str(recbole_pq.data.paths.PROJECT_ROOT))
-from benchmarks.report import lisa_paths_section, prune_pairs  # noqa: E402
+from benchmarks.report import lisa_paths_section, prune_model_check, prune_pairs  # noqa: E402
 
 
 def _record(method, tables, dim, ms, **extra):
@@ -25,6 +25,19 @@ def test_prune_pairs_match_tables_and_dim_and_prefer_the_per_user_ratio():
     ]
     pairs = {(p["tables"], p["dim"]): (f["ms_per_user"], ratio) for p, f, ratio in prune_pairs(records)}
     assert pairs == {("trained", 64): (2.0, 2.0), ("trained", 128): (3.0, 1.5)}
+
+
+def test_prune_model_check_reads_shares_and_ratios_from_the_records():
+    note = "of 48 timed calls: 45 pruned (median {}% of the items scored), 1 gave up"
+    records = [
+        _record("pqtopk_fused", "trained", 64, 3.0),
+        _record("prune", "trained", 64, 1.0, fused_over_prune=3.3, note=note.format("20.00")),
+        {**_record("pqtopk_fused", "trained", 64, 9.0), "n_items": 10**7},
+        {**_record("prune", "trained", 64, 1.0, note=note.format("12.00")), "n_items": 10**7},
+    ]
+    text = prune_model_check(records)
+    assert "a median 20% of the items scored (d = 64, uniform codes) predicts 3.1x, measured 3.30x" in text
+    assert "(12%-12%), hence 9.0-9.0x there." in text
 
 
 def test_lisa_paths_table_gives_each_length_its_ratio():
