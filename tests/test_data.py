@@ -12,7 +12,8 @@ from recbole_pq.pipeline import build_config, load_data
 
 
 def _source_sequences(n_users):
-    users, items = read_user_item_lines(SHARED_DATASETS / "ml-1m" / "ml-1m.txt")
+    users, items, timestamps = read_user_item_lines(SHARED_DATASETS / "ml-1m" / "ml-1m.txt")
+    assert timestamps is None  # the line order is the time order
     keep = np.unique(users)[:n_users]
     return {u: items[users == u].tolist() for u in keep}
 

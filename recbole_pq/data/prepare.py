@@ -19,6 +19,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -29,92 +30,94 @@ INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 @dataclass(frozen=True)
 class Source:
-    relative_path: str  # under ../shared/datasets/
-    description: str
+    """A data set we prepare: the file read by default, where that file comes from, and its reader
+    (path -> users, items, and timestamps or None when the line order is the time order)."""
 
-    @property
-    def source_hint(self) -> str:
-        return f"{SHARED_DATASETS / self.relative_path}, {self.description}"
-
-
-PREPARABLE = {
-    "ml-1m": Source("ml-1m/ml-1m.txt", "MovieLens-1M sequences (see ../shared/datasets/README.md)"),
-    "video-games": Source("amazon-video-games/Video.txt", "Amazon Video Games (SASRec preprocessing)"),
-    "beauty": Source("amazon-beauty/beauty.txt", "Amazon Beauty (BERT4Rec preprocessing)"),
-}
-
-
-
-RAW_ROOT = DATASET_ROOT / "raw"
-
-
-@dataclass(frozen=True)
-class RawSource:
-    """A public raw file we convert but do not ship: where it is expected and where it comes from."""
-
-    file_name: str
+    default_path: Path
     origin: str
+    reader: Callable[[Path, str], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 
     @property
     def source_hint(self) -> str:
-        return f"{RAW_ROOT / self.file_name}, {self.origin}"
+        return f"{self.default_path}, {self.origin}"
+
+    def read(self, path: Path | None = None):
+        path = Path(path) if path else self.default_path
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Source file {path} does not exist. It is not shipped (no download at run time): get {self.origin}, "
+                f"put it at {self.default_path} or pass --source.")
+        return self.reader(path, self.origin)
 
 
-RAW_SOURCES = {
-    "ml-1m-raw": RawSource("ratings.dat", "MovieLens-1M ratings.dat (UserID::MovieID::Rating::Timestamp) from "
-                                          "https://grouplens.org/datasets/movielens/1m/"),
-    "gowalla": RawSource("loc-gowalla_totalCheckins.txt.gz", "SNAP Gowalla check-ins (user, time, latitude, "
-                                                             "longitude, location) from "
-                                                             "https://snap.stanford.edu/data/loc-gowalla.html"),
-    "booking": RawSource("train_set.csv", "Booking.com WSDM WebTour 2021 challenge train_set.csv "
-                                          "(utrip_id sequences of city_id by checkin)"),
-}
-
-
-PREPARABLE.update(RAW_SOURCES)
-
-
-def read_raw(name: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(users, items, unix timestamps) of a raw file, sorted by user then time (stable)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Raw file {path} for '{name}' does not exist. It is not shipped (no download at run time): "
-            f"get {RAW_SOURCES[name].origin}, put it at {RAW_ROOT / RAW_SOURCES[name].file_name} or pass --source.")
-    try:
-        if name == "ml-1m-raw":
-            frame = pd.read_csv(path, sep="::", engine="python", header=None,
-                                names=["user", "item", "rating", "time"])
-            times = frame["time"].to_numpy(np.int64)
-        elif name == "gowalla":
-            frame = pd.read_csv(path, sep="\t", header=None, names=["user", "time", "lat", "lon", "item"])
-            times = pd.to_datetime(frame["time"], utc=True).astype("int64").to_numpy() // 10**9
-        else:  # booking: one sequence per trip
-            frame = pd.read_csv(path, usecols=["utrip_id", "checkin", "city_id"]).rename(
-                columns={"utrip_id": "user", "city_id": "item"})
-            times = pd.to_datetime(frame["checkin"]).astype("int64").to_numpy() // 10**9
-    except (ValueError, KeyError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path}: not a {RAW_SOURCES[name].origin} file ({type(err).__name__}: {err})") from err
-    users, items = frame["user"].astype(str).to_numpy(), frame["item"].astype(str).to_numpy()
-    order = np.lexsort((times, users))  # by user, then time; ties keep file order
-    return users[order], items[order], times[order]
-
-
-def read_user_item_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(users, items) as int64 arrays, in file order.  Fails naming the line on bad input."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Source file {path} does not exist. Put the 'user item' file there "
-            f"(see ../shared/datasets/README.md for the sources), or pass --source."
-        )
+def read_user_item_lines(path: Path, origin: str = "a 'user item' file"):
+    """(users, items) as int64 arrays in file order, no timestamps.  Fails naming the line on bad input."""
     try:
         data = np.loadtxt(path, dtype=np.int64, ndmin=2)
     except ValueError as err:
         raise ValueError(f"{path}: expected two integer columns 'user item' per line ({err})") from err
     if data.shape[1] != 2:
         raise ValueError(f"{path}: expected two integer columns 'user item', found {data.shape[1]}")
-    return data[:, 0], data[:, 1]
+    return data[:, 0], data[:, 1], None
+
+
+def _raw_reader(parse: Callable):
+    """A reader of a raw public file: ``parse(path) -> (frame with user and item, unix times)``,
+    sorted by user, then time (stable: ties keep file order); a file of another format names it."""
+
+    def read(path: Path, origin: str):
+        import pandas as pd
+
+        try:
+            frame, times = parse(path)
+        except (ValueError, KeyError, pd.errors.ParserError) as err:
+            raise ValueError(f"{path}: not a {origin} file ({type(err).__name__}: {err})") from err
+        users, items = frame["user"].astype(str).to_numpy(), frame["item"].astype(str).to_numpy()
+        order = np.lexsort((times, users))
+        return users[order], items[order], times[order]
+
+    return read
+
+
+def _movielens_ratings(path):
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep="::", engine="python", header=None, names=["user", "item", "rating", "time"])
+    return frame, frame["time"].to_numpy(np.int64)
+
+
+def _gowalla_checkins(path):
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep="\t", header=None, names=["user", "time", "lat", "lon", "item"])
+    return frame, pd.to_datetime(frame["time"], utc=True).astype("int64").to_numpy() // 10**9
+
+
+def _booking_trips(path):  # one sequence per trip
+    import pandas as pd
+
+    frame = pd.read_csv(path, usecols=["utrip_id", "checkin", "city_id"]).rename(
+        columns={"utrip_id": "user", "city_id": "item"})
+    return frame, pd.to_datetime(frame["checkin"]).astype("int64").to_numpy() // 10**9
+
+
+RAW_ROOT = DATASET_ROOT / "raw"
+PREPARABLE = {
+    "ml-1m": Source(SHARED_DATASETS / "ml-1m/ml-1m.txt",
+                    "MovieLens-1M sequences (see ../shared/datasets/README.md)", read_user_item_lines),
+    "video-games": Source(SHARED_DATASETS / "amazon-video-games/Video.txt",
+                          "Amazon Video Games (SASRec preprocessing)", read_user_item_lines),
+    "beauty": Source(SHARED_DATASETS / "amazon-beauty/beauty.txt",
+                     "Amazon Beauty (BERT4Rec preprocessing)", read_user_item_lines),
+    # raw public files, converted with their real timestamps but not shipped
+    "ml-1m-raw": Source(RAW_ROOT / "ratings.dat", "MovieLens-1M ratings.dat (UserID::MovieID::Rating::Timestamp) "
+                        "from https://grouplens.org/datasets/movielens/1m/", _raw_reader(_movielens_ratings)),
+    "gowalla": Source(RAW_ROOT / "loc-gowalla_totalCheckins.txt.gz", "SNAP Gowalla check-ins (user, time, latitude, "
+                      "longitude, location) from https://snap.stanford.edu/data/loc-gowalla.html",
+                      _raw_reader(_gowalla_checkins)),
+    "booking": Source(RAW_ROOT / "train_set.csv", "Booking.com WSDM WebTour 2021 challenge train_set.csv "
+                      "(utrip_id sequences of city_id by checkin)", _raw_reader(_booking_trips)),
+}
 
 
 def write_atomic_inter(users, items, out_file: Path, timestamps=None) -> None:
@@ -135,12 +138,7 @@ def prepare(name: str, source: Path | None = None, out_root: Path = DATASET_ROOT
     """Write ``out_root/<name>/<name>.inter`` and return its path."""
     if name not in PREPARABLE:
         raise ValueError(f"Unknown data set '{name}'; preparable: {', '.join(PREPARABLE)}")
-    timestamps = None
-    if name in RAW_SOURCES:
-        users, items, timestamps = read_raw(name, Path(source) if source else RAW_ROOT / RAW_SOURCES[name].file_name)
-    else:
-        source = Path(source) if source else SHARED_DATASETS / PREPARABLE[name].relative_path
-        users, items = read_user_item_lines(source)
+    users, items, timestamps = PREPARABLE[name].read(source)
     if max_users is not None:
         if max_users < 1:
             raise ValueError(f"--max-users must be >= 1, got {max_users}")
