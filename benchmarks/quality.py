@@ -190,18 +190,71 @@ def row_settings(spec: Spec, dataset: str, overrides: dict) -> dict:
     return {**spec.config, **DATASET_SETTINGS.get((dataset, spec.name), {}), **overrides}
 
 
+def row_folder(spec: Spec, dataset: str, args) -> Path:
+    """The row's checkpoint folder.  Every setting and budget gets its own: a run must never
+    resume the -last.pth of another setting (a probe) or of another budget (e.g. --epochs 30)."""
+    probe_tag = "-".join(f"{k}={v}" for k, v in sorted(args.overrides.items()))
+    budget_tag = hashlib.sha1(settings_key({**budget_config(args), **row_settings(spec, dataset, args.overrides)})
+                              .encode()).hexdigest()[:10]
+    return ROOT / "saved" / "quality" / dataset / (spec.name + (f"@{probe_tag}" if probe_tag else "")) / budget_tag
+
+
+def progress(specs: list[Spec], args) -> dict:
+    """The validation curves of this command's rows so far: finished rows from the JSON, rows
+    still training (or stopped) from their checkpoint folder's valid_curve.json."""
+    finished = {r["model"]: r for r in load_records(args.json)
+                if r["dataset"] == args.dataset and r["protocol"] == specs[0].protocol}
+    rows = []
+    for spec in specs:
+        curve_file = row_folder(spec, args.dataset, args) / "valid_curve.json"
+        if spec.name in finished:
+            rows.append({"model": spec.name, "status": "converged" if finished[spec.name].get("converged")
+                         else "finished (epoch cap)", "valid_curve": finished[spec.name].get("valid_curve", [])})
+        elif curve_file.is_file():
+            rows.append({"model": spec.name, "status": "in progress: resumes from " + str(curve_file.parent.relative_to(ROOT)),
+                         "valid_curve": json.loads(curve_file.read_text())})
+    return {"dataset": args.dataset, "protocol": specs[0].protocol, "valid_metric": "NDCG@10",
+            "command": "python benchmarks/quality.py " + " ".join(progress_free(sys.argv[1:])),
+            "rows": rows}
+
+
+def progress_free(argv: list[str]) -> list[str]:
+    """The command line without ``--progress JSON``: the command that trains (and resumes) the rows."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg == "--progress" or arg.startswith("--progress="):
+            skip = arg == "--progress" and not skip
+            continue
+        out.append(arg)
+    return out
+
+
+def plot_progress(data: dict, path: Path) -> None:
+    """Validation NDCG@10 by epoch, one line per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for row in data["rows"]:
+        ax.plot([c["epoch"] for c in row["valid_curve"]], [c["valid_score"] for c in row["valid_curve"]],
+                marker=".", label=f"{row['model']} ({row['status'].split(':')[0]})")
+    ax.set(xlabel="epoch", ylabel=f"valid {data['valid_metric']}", title=f"{data['dataset']}, {data['protocol']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     from recbole_pq.items.scoring import make_scorer
     from recbole_pq.pipeline import setup
 
     settings = row_settings(spec, dataset, args.overrides)
-    # Every setting and budget gets its own checkpoint folder: a run must never resume the
-    # -last.pth of another setting (a probe) or of another budget (e.g. --epochs 30).
-    probe_tag = "-".join(f"{k}={v}" for k, v in sorted(args.overrides.items()))
+    checkpoint_dir = row_folder(spec, dataset, args)
     budget = budget_config(args)
-    budget_tag = hashlib.sha1(settings_key({**budget, **settings}).encode()).hexdigest()[:10]
-    checkpoint_dir = (ROOT / "saved" / "quality" / dataset / (spec.name + (f"@{probe_tag}" if probe_tag else ""))
-                      / budget_tag)
     config_dict = {**budget, **settings, "checkpoint_dir": str(checkpoint_dir)}
     config, (train, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
     # RecBole names a run's files by its start time, so an interrupted run's -last.pth has
@@ -500,6 +553,8 @@ def parse_args(argv=None):
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     parser.add_argument("--md", type=Path, default=MD_DEFAULT)
     parser.add_argument("--render", action="store_true", help="only re-render the markdown from the JSON")
+    parser.add_argument("--progress", type=Path, metavar="JSON",
+                        help="only write the rows' validation curves so far (finished and in progress) to JSON + PNG")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="probe a setting (e.g. pq_m=4) for choosing it on validation; the records go to "
                              "--json (default then docs/benchmarks/quality_selection.json), never to the quality table")
@@ -556,6 +611,12 @@ def main(argv=None) -> None:
     records = load_records(args.json)
     if args.render:
         write_markdown(args)
+        return
+    if args.progress:
+        data = progress(specs, args)
+        args.progress.write_text(json.dumps(data, indent=1) + "\n")
+        plot_progress(data, args.progress.with_suffix(".png"))
+        print(f"wrote {args.progress} ({len(data['rows'])} rows)")
         return
     done = {record_key(r) for r in records}
     for spec in specs:

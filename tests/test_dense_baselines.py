@@ -57,6 +57,18 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     dense = next(r for r in records if r["model"] == "SASRec")
     assert jpq["scorers_agree"] is True and jpq["item_table_mb"] < dense["item_table_mb"]
     assert "| SASRecJPQ-svd |" in md.read_text()
+    # --progress: finished rows from the JSON, a row still training from its folder's curve
+    folder = quality.row_folder(quality.spec_named("SASRecJPQ-random", "full"), "ml-100k",
+                                quality.parse_args(argv + ["--models", "SASRecJPQ-random"]))
+    folder.mkdir(parents=True)
+    (folder / "valid_curve.json").write_text('[{"epoch": 1, "valid_score": 0.01, "seconds": 5.0}]')
+    progress = tmp_path / "progress.json"
+    quality.main(argv[:4] + ["SASRecJPQ-random"] + argv[4:] + ["--progress", str(progress)])
+    data = json.loads(progress.read_text())
+    assert [(r["model"], r["status"].split(":")[0]) for r in data["rows"]] == [
+        ("SASRec", "finished (epoch cap)"), ("SASRecJPQ-svd", "finished (epoch cap)"), ("SASRecJPQ-random", "in progress")]
+    assert data["rows"][2]["valid_curve"] == [{"epoch": 1, "valid_score": 0.01, "seconds": 5.0}]
+    assert "--progress" not in data["command"] and progress.with_suffix(".png").is_file()
     quality.main(argv)  # resumable: a second run skips what is done
     assert json.loads(out.read_text()) == records
 
