@@ -140,7 +140,7 @@ def test_code_usage_and_effective_rank():
 
 
 def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
-    from recbole_pq.items.assignment import assign_codes_and_tables, svd_item_vectors
+    from recbole_pq.items.assignment import assign_codes_and_tables, pq_reconstruction, svd_item_vectors
 
     users, items = _interactions()
     kwargs = dict(user_ids=users, item_ids=items, n_users=200, dim=16)
@@ -156,7 +156,7 @@ def test_svd_pq_codes_are_nearest_centroids_and_deterministic():
         chosen = distances[np.arange(300), codes[:, split]]
         np.testing.assert_allclose(chosen, distances.min(1), rtol=1e-4, atol=1e-5)  # each item's nearest centroid
     # the quantiser is much closer to the vectors than the same tables with random codes
-    reconstruction = np.concatenate([tables[s][codes[:, s]] for s in range(4)], axis=1)
+    reconstruction = pq_reconstruction(codes, tables)
     shuffled = np.concatenate([tables[s][np.random.default_rng(0).integers(0, 8, 300)] for s in range(4)], axis=1)
     assert ((vectors - reconstruction) ** 2).sum() < 0.5 * ((vectors - shuffled) ** 2).sum()
 
@@ -208,7 +208,7 @@ def test_svd_opq_gives_codes_and_tables_of_the_rotated_vectors():
 @pytest.mark.parametrize("method", ["svd_pq", "svd_opq"])
 def test_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fast_settings, method):
     from recbole_pq.data.seq2seq import training_user_item
-    from recbole_pq.items.assignment import assign_codes_and_tables
+    from recbole_pq.items.assignment import assign_codes_and_tables, pq_reconstruction
     from recbole_pq.pipeline import setup
 
     config, (train, _, _), model, _ = setup("SASRecJPQ", "ml-1m", config_dict={
@@ -217,7 +217,7 @@ def test_pq_tables_start_the_item_table_at_the_pq_reconstruction(ml1m_slice, fas
     codes, tables = assign_codes_and_tables(method, model.items.n_items, 4, 16, seed=config["seed"], user_ids=users,
                                             item_ids=items, n_users=train._dataset.user_num, dim=16)
     np.testing.assert_array_equal(model.items.codes.numpy(), codes)
-    pq = torch.as_tensor(np.concatenate([tables[s][codes[:, s]] for s in range(4)], axis=1))
+    pq = torch.as_tensor(pq_reconstruction(codes, tables))
     scale = config["initializer_range"] / torch.as_tensor(tables).std()
     with torch.no_grad():
         torch.testing.assert_close(model.items.reconstruct(), pq * scale, rtol=1e-5, atol=1e-7)

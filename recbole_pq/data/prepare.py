@@ -51,7 +51,8 @@ class Source:
 
 
 def read_user_item_lines(path: Path, origin: str = "a 'user item' file"):
-    """(users, items) as int64 arrays in file order, no timestamps.  Fails naming the line on bad input."""
+    """(users, items, None): int64 arrays in file order, whose line order is the time order (a
+    ``Source`` reader; ``origin`` is unused here).  Fails naming the line on bad input."""
     try:
         data = np.loadtxt(path, dtype=np.int64, ndmin=2)
     except ValueError as err:
