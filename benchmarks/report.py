@@ -334,7 +334,9 @@ def training_section(data: dict) -> list[str]:
     lines = ["## Training throughput per model", "",
              f"Command: `{data['command']}` ({_machine_line(data['machine'])}). Epoch seconds are estimated from "
              "the first batches of a shuffled epoch (a random sample of its batches; `batches_timed`), so "
-             "compare variants of one row, not rows. GFLOP/s counts the matrix products of forward and backward "
+             "compare variants of one row, not rows; with length buckets the batches differ in length, so a few "
+             "batches estimate a bucketed epoch coarsely (the whole-epoch measurement is the section \"Training: "
+             "whole epochs against the previous main\"). GFLOP/s counts the matrix products of forward and backward "
              "(torch's FlopCounterMode) over the timed steps.", ""]
     if peak:
         lines += ["Matmul peak of the same process (large GEMMs): " + ", ".join(

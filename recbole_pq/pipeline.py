@@ -39,11 +39,13 @@ from recbole_pq.precision import check_precision_config
 from recbole_pq.registry import get_model_class
 
 
-def property_files(model_name: str, dataset: str) -> list[str]:
+def property_files(model_class: type, dataset: str) -> list[str]:
     """Our YAML layers that exist for this model and data set, in priority order
-    (RecBole's own defaults sit below all of them)."""
-    files = [PROPERTIES / "overall.yaml", PROPERTIES / "model" / f"{model_name}.yaml",
-             PROPERTIES / "dataset" / f"{dataset}.yaml"]
+    (RecBole's own defaults sit below all of them).  A dense preset's file sits on its
+    compressed twin's, so ``item_table: codes`` finds the sub-item table's defaults."""
+    twin = getattr(model_class, "compressed_twin", None)
+    files = [PROPERTIES / "overall.yaml", *([PROPERTIES / "model" / f"{twin}.yaml"] if twin else []),
+             PROPERTIES / "model" / f"{model_class.__name__}.yaml", PROPERTIES / "dataset" / f"{dataset}.yaml"]
     return [str(f) for f in files if f.is_file()]
 
 
@@ -82,7 +84,7 @@ def build_config(model: str, dataset: str, config_file_list=None, config_dict=No
     """RecBole Config with the plugin's layers; checks the plugin-level keys."""
     check_dataset_name(dataset)
     model_class = get_model_class(model)
-    ours = property_files(model_class.__name__, dataset)
+    ours = property_files(model_class, dataset)
     user_files = user_config_files(config_file_list)
     check_run_names(user_files, model, dataset)
     with compat.isolated_argv():

@@ -3,6 +3,8 @@ inside functions too), and importing a module registers nothing as a side effect
 
 import ast
 
+import torch
+
 from recbole_pq.data.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "recbole_pq"
@@ -76,3 +78,25 @@ def test_presets_are_siblings_not_subclasses_of_each_other():
         assert dense.__mro__[1] is codes.__mro__[1]  # the one network class
         assert (dense.item_table, codes.item_table) == ("dense", "codes")
         assert dense.compressed_twin == codes.__name__
+
+
+def test_item_table_key_switches_the_preset_table_and_survives_a_checkpoint(ml1m_slice, fast_settings):
+    """``--model=SASRecJPQ --item_table=dense`` builds DenseSASRec's network, seeded alike, and a
+    served checkpoint of it rebuilds the dense table (the key is read back from its config)."""
+    import recbole_pq
+    from recbole_pq.items.dense import DenseItemEmbedding
+    from recbole_pq.pipeline import setup
+    from recbole_pq.serving.recommender import Recommender
+
+    settings = {**fast_settings, "data_path": str(ml1m_slice)}
+    _, _, switched, _ = setup("SASRecJPQ", "ml-1m", config_dict={**settings, "item_table": "dense"})
+    _, _, dense, _ = setup("DenseSASRec", "ml-1m", config_dict=settings)
+    assert isinstance(switched.items, DenseItemEmbedding) and switched.scorer.name == "default"
+    assert switched.state_dict().keys() == dense.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(switched.state_dict().values(), dense.state_dict().values()))
+
+    result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={**settings, "item_table": "dense"})
+    served = Recommender.load(result["saved_model_file"])
+    assert isinstance(served.model.items, DenseItemEmbedding)
+    _, _, codes, _ = setup("DenseSASRec", "ml-1m", config_dict={**settings, "item_table": "codes"})
+    assert codes.items.compressed and codes.scorer.name == "pqtopk"

@@ -34,13 +34,18 @@ def check_exclude_history(value) -> bool:
     return value
 
 
+# Item tables a SASRec or gBERT4Rec network can be built with (config key ``item_table``).
+ITEM_TABLES = ("dense", "codes")
+
+
 class PQSequentialRecommender(SequentialRecommender):
     """Base of the plugin's sequential models (RecBole's four-method API + ``full_sort_topk``)."""
 
     input_type = InputType.POINTWISE
     supports_seq2seq = True  # scores every position: can train with train_mode=seq2seq
     trainer_class = PQTrainer
-    # "dense": an (N, d) table; "codes": RecJPQ sub-item ids; None: the model builds its own.
+    # The preset's item table, which the ``item_table`` config key overrides (ITEM_TABLES);
+    # None: the model builds its own (LISA's codebooks) and refuses the key.
     item_table: str | None = None
     compressed_twin: str | None = None  # a dense preset's sub-item-id preset, named in errors
 
@@ -51,16 +56,31 @@ class PQSequentialRecommender(SequentialRecommender):
                           neg_sampling=config["neg_sampling"] or "sequence")
         check_exclude_history(config["eval_exclude_history"])
         make_scorer(cls.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
-        if cls.item_table == "codes":
+        kind = cls.table_kind(config)
+        if kind == "codes":
             check_pq_config(config)
-        elif cls.item_table == "dense":
-            cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table"
-                                             + (f" ({cls.compressed_twin} has codes)" if cls.compressed_twin else ""))
+        elif kind == "dense":
+            twin = f" ({cls.compressed_twin} has codes)" if cls.compressed_twin and kind == cls.item_table else ""
+            cls.require_dense_scorer(config, f"{cls.__name__} has a dense item table{twin}")
+
+    @classmethod
+    def table_kind(cls, config) -> str | None:
+        """The item table this configuration builds: the ``item_table`` key, else the preset's."""
+        value = config["item_table"]
+        if value is None:
+            return cls.item_table
+        if cls.item_table is None:
+            raise ConfigError(f"item_table={value!r}: {cls.__name__} builds its own item table; the key applies to "
+                              f"the SASRec and gBERT4Rec presets.")
+        if value not in ITEM_TABLES:
+            raise ConfigError(f"item_table={value!r} is not an item table: use one of {', '.join(ITEM_TABLES)} "
+                              f"(dense: an (N, d) table; codes: RecJPQ sub-item ids).")
+        return value
 
     @classmethod
     def compressed_items(cls, config) -> bool:
         """Whether this configuration's item table has codes (the PQ scorers need them)."""
-        return cls.item_table == "codes"
+        return cls.table_kind(config) == "codes"
 
     @classmethod
     def scorer_name(cls, config) -> str:
@@ -70,8 +90,8 @@ class PQSequentialRecommender(SequentialRecommender):
         return config["scorer"]
 
     def build_item_table(self, config, dataset):
-        """The item table named by ``item_table``."""
-        if self.item_table == "codes":
+        """The item table named by ``item_table`` (``table_kind``)."""
+        if self.table_kind(config) == "codes":
             return item_code_embedding_from_config(config, dataset)
         return DenseItemEmbedding(self.n_items, config["hidden_size"], config["initializer_range"])
 
