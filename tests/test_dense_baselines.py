@@ -190,3 +190,24 @@ def test_quality_converge_records_curve_steps_and_stop_reason(tmp_path, monkeypa
     # patience 1: stopped when two validations in a row stayed below the best before them
     assert r["converged"] == (len(scores) >= 3 and max(scores[-2:]) < max(scores[:-2]))
     assert "full_exclude_history" in md.read_text()
+
+
+def test_defaults_table_shows_both_protocols_and_leaves_older_rows_blank():
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
+    from benchmarks import quality
+
+    def row(variant, model, test, excluded=None):
+        r = {"dataset": "d", "epochs": 2, "variant": variant, "model": model, "n_items": 10, "pq_m": None,
+             "pq_b": None, "item_table_mb": None, "dense_item_table_mb": 1.0, "valid_ndcg@10": test,
+             "test_ndcg@10": test, "overrides": {}, "code_assignment": None}
+        return {**r, **({"test_ndcg@10_history_excluded": excluded} if excluded is not None else {})}
+
+    lines = quality.defaults_lines({"command": "c", "records": [
+        row("dense", "DenseSASRec", 0.1, 0.2), row("codes-x", "SASRecJPQ", 0.05, 0.15),
+        row("old", "SASRecJPQ", 0.04)]})
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines if line.startswith("| ")}
+    header = cells["row"]
+    column = next(i for i, name in enumerate(header) if "history excluded" in name)
+    assert cells["dense"][column] == "0.2000 (100%)"
+    assert cells["codes-x"][column] == "0.1500 (75%)"
+    assert cells["old"][column] == ""
