@@ -424,7 +424,7 @@ def defaults_lines(data: dict) -> list[str]:
              "cases whose target items are least popular in training; rest: the others.", ""]
     for dataset, epochs in sorted({(r["dataset"], r["epochs"]) for r in data["records"]}):
         rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)]
-        dense = next((r for r in rows if r["model"] == "DenseSASRec"), None)
+        dense = next((r for r in rows if r["variant"] == "dense"), None)  # the dense-fp32* rows are checks
         lines += [f"**{dataset}**, {epochs} epochs, {rows[0]['n_items']:,} items", "",
                   "| row | m | b | codes | item MB (× smaller) | valid NDCG@10 | test NDCG@10 | % of dense | "
                   "test NDCG@10, history excluded (% of dense) | test NDCG@10 cold / rest | codes used | "
