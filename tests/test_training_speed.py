@@ -66,6 +66,30 @@ def test_evaluation_states_do_not_depend_on_trailing_padding(model_name, fast_se
         torch.testing.assert_close(model.forward(wider, lengths), model.forward(seq, lengths), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("model_name", ["DenseSASRec", "gBERT4RecJPQ"])
+def test_evaluation_in_length_sorted_chunks_equals_one_batch(model_name, fast_settings):
+    """A large evaluation batch is encoded in chunks of similar length (base.EVAL_CHUNK_ROWS):
+    every user's state equals the state of the whole batch encoded at once, in the batch's order."""
+    from recbole_pq.models import base
+
+    _, _, valid, model = first_batch(model_name, {**fast_settings, "MAX_ITEM_LIST_LENGTH": 50})
+    seq, lengths = valid[model.ITEM_SEQ], valid[model.ITEM_SEQ_LEN]
+    assert len(seq) > 3 * 64 and len(set(lengths.tolist())) > 10
+    widths = []
+    original = model.encode
+    model.encode = lambda s, n: widths.append(s.shape[1]) or original(s, n)
+    with torch.no_grad():
+        whole = model.last_states(seq, lengths)
+        old = base.EVAL_CHUNK_ROWS
+        base.EVAL_CHUNK_ROWS = 64
+        try:
+            chunked = model.forward(seq, lengths)
+        finally:
+            base.EVAL_CHUNK_ROWS = old
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+    assert len(widths) == 1 + -(-len(seq) // 64) and widths[1] < widths[-1] <= widths[0]
+
+
 def test_gbert_keeps_a_free_slot_for_the_mask_after_trimming(fast_settings):
     """A row of the batch's longest length must not be treated as full (shifted left)."""
     _, _, valid, model = first_batch("gBERT4Rec", {**fast_settings, "MAX_ITEM_LIST_LENGTH": 50})

@@ -34,6 +34,8 @@ def check_exclude_history(value) -> bool:
     return value
 
 
+# Evaluation batches are encoded this many rows at a time, sorted by length (``forward``).
+EVAL_CHUNK_ROWS = 256
 # Item tables a SASRec or gBERT4Rec network can be built with (config key ``item_table``).
 ITEM_TABLES = ("dense", "codes")
 
@@ -152,8 +154,25 @@ class PQSequentialRecommender(SequentialRecommender):
 
     # -- RecBole API ------------------------------------------------------------
     def forward(self, item_seq, item_seq_len):
-        """(B, L), (B,) -> (B, d): the state after the last real item."""
+        """(B, L), (B,) -> (B, d): the state after the last real item.
+
+        Outside training a large batch (RecBole evaluates 4096 users at a time) is encoded
+        in chunks of ``EVAL_CHUNK_ROWS`` rows of similar length, each trimmed to its longest
+        row: the Transformer then never runs on most of the padding, and a chunk's
+        activations stay in cache.  A row's state does not depend on the other rows."""
         self.check_item_ids(item_seq)
+        if self.training or len(item_seq) <= EVAL_CHUNK_ROWS:
+            return self.last_states(item_seq, item_seq_len)
+        order = torch.argsort(item_seq_len, stable=True)
+        chunks = [(rows, self.last_states(item_seq[rows], item_seq_len[rows]))
+                  for rows in order.split(EVAL_CHUNK_ROWS)]
+        states = chunks[0][1].new_empty((len(item_seq), chunks[0][1].shape[1]))
+        for rows, chunk_states in chunks:
+            states[rows] = chunk_states
+        return states
+
+    def last_states(self, item_seq, item_seq_len):
+        """``forward`` of one chunk: (B, L), (B,) -> (B, d), trimmed to the longest row."""
         item_seq = self.trim_padding(item_seq_len, item_seq)
         return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
 

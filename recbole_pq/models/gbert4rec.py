@@ -66,9 +66,8 @@ class gBERT4RecNetwork(PQSequentialRecommender):  # noqa: N801 (the paper's name
         """The history followed by the mask token: (B, L) sequence, (B,) mask positions."""
         return self.append_item(item_seq, item_seq_len, torch.full_like(item_seq_len, self.mask_token))
 
-    def forward(self, item_seq, item_seq_len):
+    def last_states(self, item_seq, item_seq_len):
         """(B, L), (B,) -> (B, d): the state at a mask token appended after the history."""
-        self.check_item_ids(item_seq)
         item_seq = self.trim_padding(item_seq_len, item_seq, spare=1)  # a free slot for the mask
         masked, position = self.with_mask_appended(item_seq, item_seq_len)
         return self.gather_indexes(self.encode(masked, item_seq_len), position)
