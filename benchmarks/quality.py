@@ -433,7 +433,7 @@ def defaults_lines(data: dict) -> list[str]:
         for r in rows:
             diag = r.get("diagnostics") or {}
             share = f"{100 * r['test_ndcg@10'] / dense['test_ndcg@10']:.0f}%" if dense and dense["test_ndcg@10"] else ""
-            mb = (f"{r['item_table_mb']:.3g} ({r['compression']:.1f}×)" if r.get("item_table_mb")
+            mb = (f"{r['item_table_mb']:.3g} ({r['compression']:.1f}×)" if r["model"] != "DenseSASRec"
                   else f"{r['dense_item_table_mb']:.3g} (dense)")
             used = f"{100 * diag['codes_used_fraction']:.0f}%" if "codes_used_fraction" in diag else ""
             split = r.get("popularity_split") or {}
