@@ -198,7 +198,7 @@ def test_defaults_table_shows_both_protocols_and_leaves_older_rows_blank():
 
     def row(variant, model, test, excluded=None):
         r = {"dataset": "d", "epochs": 2, "variant": variant, "model": model, "n_items": 10, "pq_m": None,
-             "pq_b": None, "item_table_mb": None, "dense_item_table_mb": 1.0, "valid_ndcg@10": test,
+             "pq_b": None, "item_table_mb": 0.1, "compression": 10.0, "dense_item_table_mb": 1.0, "valid_ndcg@10": test,
              "test_ndcg@10": test, "overrides": {}, "code_assignment": None}
         return {**r, **({"test_ndcg@10_history_excluded": excluded} if excluded is not None else {})}
 
