@@ -44,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.harness import cpu  # noqa: E402
 
 PROPERTIES = ROOT / "properties"
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "quality.json"
@@ -213,8 +214,6 @@ def progress(specs: list[Spec], args) -> dict:
         elif curve_file.is_file():
             rows.append({"model": spec.name, "status": "in progress: resumes from " + str(curve_file.parent.relative_to(ROOT)),
                          "valid_curve": json.loads(curve_file.read_text())})
-    from benchmarks.harness import cpu
-
     return {"dataset": args.dataset, "protocol": specs[0].protocol, "valid_metric": "NDCG@10", "machine": cpu(),
             "seconds": "cumulative training + validation seconds of each row (other jobs may have shared the cores)",
             "command": "python benchmarks/quality.py " + " ".join(progress_free(sys.argv[1:])),

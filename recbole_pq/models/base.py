@@ -164,12 +164,9 @@ class PQSequentialRecommender(SequentialRecommender):
         if self.training or len(item_seq) <= EVAL_CHUNK_ROWS:
             return self.last_states(item_seq, item_seq_len)
         order = torch.argsort(item_seq_len, stable=True)
-        chunks = [(rows, self.last_states(item_seq[rows], item_seq_len[rows]))
-                  for rows in order.split(EVAL_CHUNK_ROWS)]
-        states = chunks[0][1].new_empty((len(item_seq), chunks[0][1].shape[1]))
-        for rows, chunk_states in chunks:
-            states[rows] = chunk_states
-        return states
+        sorted_states = torch.cat([self.last_states(item_seq[rows], item_seq_len[rows])
+                                   for rows in order.split(EVAL_CHUNK_ROWS)])
+        return sorted_states[torch.argsort(order)]  # back to the batch's order
 
     def last_states(self, item_seq, item_seq_len):
         """``forward`` of one chunk: (B, L), (B,) -> (B, d), trimmed to the longest row."""
