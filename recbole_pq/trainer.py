@@ -9,15 +9,15 @@ positive items, so evaluation memory is O(users x k).  Metrics that need every s
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
+import numpy as np
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
-
-import random
-
-import numpy as np
 
 from recbole_pq.precision import autocast_dtype
 from recbole_pq.serving.checkpoint import CheckpointError, load_checkpoint, load_weights, plain, plain_config, save_checkpoint
@@ -161,7 +161,9 @@ class PQTrainer(Trainer):
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"] or None
-        self.saved_model_file = checkpoint["best_model_file"]
+        # The stored name, in the resume file's own folder: a run whose folder was moved or
+        # copied keeps writing there, not to the folder it was first started in.
+        self.saved_model_file = str(Path(resume_file).with_name(Path(checkpoint["best_model_file"]).name))
         rng = checkpoint["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(_numpy_state_from(rng["numpy"]))

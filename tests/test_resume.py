@@ -79,3 +79,25 @@ def test_resume_refuses_a_best_model_file(ml1m_slice, tmp_path):
                        resume=best.replace(".pth", "-last.pth"))
     assert torch.equal(load_checkpoint(best)["state_dict"]["items.codes"],
                        load_checkpoint(best.replace(".pth", "-last.pth"))["state_dict"]["items.codes"])
+
+
+def test_resumed_run_writes_to_the_folder_it_was_resumed_from(ml1m_slice, tmp_path):
+    """A run's folder moved or copied elsewhere: resuming from the copy writes the next
+    checkpoints into the copy, never back into the folder the run started in."""
+    import shutil
+
+    import recbole_pq
+
+    settings = {"data_path": str(ml1m_slice), "hidden_size": 16, "inner_size": 32, "n_layers": 1, "pq_m": 4,
+                "pq_b": 16, "MAX_ITEM_LIST_LENGTH": 20, "stopping_step": 100, "state": "WARNING"}
+    started = tmp_path / "started"
+    recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={**settings, "epochs": 2, "checkpoint_dir": str(started)})
+    moved = tmp_path / "moved"
+    shutil.copytree(started, moved)
+    before = {path.name: path.stat().st_mtime_ns for path in started.iterdir()}
+    (last,) = moved.glob("*-last.pth")
+    result = recbole_pq.run("SASRecJPQ", "ml-1m", config_dict={**settings, "epochs": 3, "checkpoint_dir": str(moved)},
+                            resume=str(last))
+    assert {path.name: path.stat().st_mtime_ns for path in started.iterdir()} == before
+    assert load_checkpoint(last)["epoch"] == 2
+    assert result["saved_model_file"] == str(last).replace("-last.pth", ".pth")
