@@ -10,6 +10,7 @@ positive items, so evaluation memory is O(users x k).  Metrics that need every s
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,10 @@ class PQTrainer(Trainer):
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        self.best_valid_result = checkpoint["best_valid_result"] or None
+        # stored as plain floats; back to the evaluator's own type, so the resumed run's
+        # "best valid" line reads as an unbroken run's
+        self.best_valid_result = OrderedDict((key, np.float64(value))
+                                             for key, value in checkpoint["best_valid_result"].items()) or None
         # The stored name, in the resume file's own folder: a run whose folder was moved or
         # copied keeps writing there, not to the folder it was first started in.
         self.saved_model_file = str(Path(resume_file).with_name(Path(checkpoint["best_model_file"]).name))

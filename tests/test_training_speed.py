@@ -142,6 +142,38 @@ def test_training_loader_draws_bucketed_batches_with_each_user_once(fast_setting
     assert bucketed_work < 0.8 * plain_work
 
 
+def rows(batch, index):
+    return Interaction({name: batch[name][index] for name in batch.columns})
+
+
+def test_bucketed_batches_weigh_every_loss_position_alike(fast_settings):
+    """Bucketed batches differ several-fold in loss positions: each batch's mean loss is
+    scaled by its positions over the running mean per batch, so a short row's position
+    weighs what a long row's does -- the per-position mean of a plain shuffle."""
+    # pools of one batch: buckets on, the first batch a plain shuffle's mix of lengths
+    _, batch, _, model = first_batch("DenseSASRec", {**fast_settings, "MAX_ITEM_LIST_LENGTH": 200,
+                                                     "train_length_buckets": 1})
+    order = torch.argsort(batch[model.ITEM_SEQ_LEN])
+    short, long = rows(batch, order[: len(order) // 2]), rows(batch, order[len(order) // 2:])
+    positions = [int((part[model.TARGET_SEQ] > 0).sum()) for part in (short, long)]
+    assert positions[1] > 2 * positions[0]
+    # A per-batch mean loss of 1 on the short rows and 3 on the long ones.
+    model.loss_from_positions = lambda states, targets, mask: torch.tensor(1.0 if mask.sum() == positions[0] else 3.0)
+    assert [float(model.calculate_loss(part)) for part in (short, long)] == [1.0, 3.0]  # eval: RecBole's mean
+    model.train()
+    first = [float(model.calculate_loss(part)) for part in (short, long)]  # the running mean builds up
+    assert first == pytest.approx([1.0, 3.0 * 2 * positions[1] / sum(positions)])
+    weighted = torch.stack([model.calculate_loss(part) for _ in range(50) for part in (short, long)]).mean()
+    per_position = (1.0 * positions[0] + 3.0 * positions[1]) / sum(positions)
+    assert float(weighted) == pytest.approx(per_position, rel=0.01)  # not the per-batch mean, 2.0
+
+
+@pytest.mark.parametrize("keys", [{"train_length_buckets": 0}, {"train_mode": "prefix"}])
+def test_unbucketed_or_prefix_training_keeps_the_per_batch_mean(keys, fast_settings):
+    *_, model = first_batch("DenseSASRec", {**fast_settings, **keys})
+    assert not model.weigh_batches_by_positions
+
+
 def test_recbole_models_keep_recbole_batches(fast_settings):
     _, (train, _, _), _, _ = setup("SASRec", "ml-100k", config_dict={**fast_settings, "train_neg_sample_args": None})
     assert not isinstance(train.batch_sampler.sampler, LengthBucketSampler)

@@ -106,6 +106,13 @@ class PQSequentialRecommender(SequentialRecommender):
         self.gbce_t = config["gbce_t"]
         check_loss_config(self.loss_type, self.gbce_t, self.neg_samples, self.n_items)  # the catalogue bound
         self.train_mode = config["train_mode"]
+        # Length-bucketed batches hold rows of similar length, so one batch has 10x the loss
+        # positions of another; a per-batch mean would then give a short row's position that
+        # much more weight than a long row's.  Weighing each batch by its positions (over the
+        # running mean) keeps the per-position weights of a plain shuffle.
+        self.weigh_batches_by_positions = bool(config["train_length_buckets"]) and self.train_mode == "seq2seq"
+        self.positions_seen = [0, 0]  # loss positions, batches: the running mean's state
+        self.other_parameter_name = ["positions_seen"]  # in checkpoints: a resumed run weighs as an unbroken one
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(self.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
         self.initializer_range = config["initializer_range"]
@@ -184,7 +191,19 @@ class PQSequentialRecommender(SequentialRecommender):
         return self.forward(item_seq, item_seq_len).unsqueeze(1), targets, torch.ones_like(targets, dtype=torch.bool)
 
     def calculate_loss(self, interaction):
-        return self.loss_from_positions(*self.training_positions(interaction))
+        states, targets, mask = self.training_positions(interaction)
+        return self.loss_from_positions(states, targets, mask) * self.batch_weight(mask)
+
+    def batch_weight(self, mask) -> float:
+        """This batch's loss positions over the mean per batch so far (1.0 unless
+        ``weigh_batches_by_positions``): the mean loss of a batch becomes its share of the
+        epoch's per-position mean, whatever the batch's lengths."""
+        if not (self.training and self.weigh_batches_by_positions):
+            return 1.0
+        positions = int(mask.sum())
+        self.positions_seen[0] += positions
+        self.positions_seen[1] += 1
+        return positions * self.positions_seen[1] / self.positions_seen[0]
 
     def loss_from_positions(self, states, targets, mask):
         """Loss over the masked positions of (B, L, d) states with (B, L) targets."""
