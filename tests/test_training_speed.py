@@ -148,30 +148,35 @@ def rows(batch, index):
 
 def test_bucketed_batches_weigh_every_loss_position_alike(fast_settings):
     """Bucketed batches differ several-fold in loss positions: each batch's mean loss is
-    scaled by its positions over the running mean per batch, so a short row's position
-    weighs what a long row's does -- the per-position mean of a plain shuffle."""
+    scaled by its rows' summed lengths over an average training batch's, so a short row's
+    position weighs what a long row's does -- the per-position mean of a plain shuffle."""
     # pools of one batch: buckets on, the first batch a plain shuffle's mix of lengths
-    _, batch, _, model = first_batch("DenseSASRec", {**fast_settings, "MAX_ITEM_LIST_LENGTH": 200,
-                                                     "train_length_buckets": 1})
+    config, (train, _, _), model, _ = setup("DenseSASRec", "ml-100k", config_dict={
+        **fast_settings, "MAX_ITEM_LIST_LENGTH": 200, "train_length_buckets": 1})
+    lengths = train.dataset.inter_feat[model.ITEM_SEQ_LEN].float().clamp(max=200)
+    assert model.mean_batch_length == pytest.approx(float(lengths.mean()) * config["train_batch_size"])
+    batch = next(iter(train))
     order = torch.argsort(batch[model.ITEM_SEQ_LEN])
     short, long = rows(batch, order[: len(order) // 2]), rows(batch, order[len(order) // 2:])
     positions = [int((part[model.TARGET_SEQ] > 0).sum()) for part in (short, long)]
+    assert positions == [int(part[model.ITEM_SEQ_LEN].sum()) for part in (short, long)]  # a row's length = its positions
     assert positions[1] > 2 * positions[0]
-    # A per-batch mean loss of 1 on the short rows and 3 on the long ones.
+    # A per-batch mean loss of 1 on the short rows and 3 on the long ones, in an epoch of these two batches.
     model.loss_from_positions = lambda states, targets, mask: torch.tensor(1.0 if mask.sum() == positions[0] else 3.0)
-    assert [float(model.calculate_loss(part)) for part in (short, long)] == [1.0, 3.0]  # eval: RecBole's mean
+    model.mean_batch_length = sum(positions) / 2
+    model.eval()
+    assert [float(model.calculate_loss(part)) for part in (short, long)] == [1.0, 3.0]  # RecBole's mean outside training
     model.train()
-    first = [float(model.calculate_loss(part)) for part in (short, long)]  # the running mean builds up
-    assert first == pytest.approx([1.0, 3.0 * 2 * positions[1] / sum(positions)])
-    weighted = torch.stack([model.calculate_loss(part) for _ in range(50) for part in (short, long)]).mean()
+    weighted = [float(model.calculate_loss(part)) for part in (short, long)]
     per_position = (1.0 * positions[0] + 3.0 * positions[1]) / sum(positions)
-    assert float(weighted) == pytest.approx(per_position, rel=0.01)  # not the per-batch mean, 2.0
+    assert sum(weighted) / 2 == pytest.approx(per_position)  # not the per-batch mean, 2.0
 
 
 @pytest.mark.parametrize("keys", [{"train_length_buckets": 0}, {"train_mode": "prefix"}])
 def test_unbucketed_or_prefix_training_keeps_the_per_batch_mean(keys, fast_settings):
     *_, model = first_batch("DenseSASRec", {**fast_settings, **keys})
-    assert not model.weigh_batches_by_positions
+    model.train()
+    assert model.mean_batch_length is None and model.batch_weight(None) == 1.0
 
 
 def test_recbole_models_keep_recbole_batches(fast_settings):

@@ -108,11 +108,12 @@ class PQSequentialRecommender(SequentialRecommender):
         self.train_mode = config["train_mode"]
         # Length-bucketed batches hold rows of similar length, so one batch has 10x the loss
         # positions of another; a per-batch mean would then give a short row's position that
-        # much more weight than a long row's.  Weighing each batch by its positions (over the
-        # running mean) keeps the per-position weights of a plain shuffle.
-        self.weigh_batches_by_positions = bool(config["train_length_buckets"]) and self.train_mode == "seq2seq"
-        self.positions_seen = [0, 0]  # loss positions, batches: the running mean's state
-        self.other_parameter_name = ["positions_seen"]  # in checkpoints: a resumed run weighs as an unbroken one
+        # much more weight than a long row's.  Each batch's mean is weighed by its rows' lengths
+        # over a mean training batch's, which keeps the per-position weights of a plain shuffle.
+        self.mean_batch_length = None  # summed row lengths of an average training batch
+        if config["train_length_buckets"] and self.train_mode == "seq2seq" and hasattr(dataset, "inter_feat"):
+            lengths = dataset.inter_feat[self.ITEM_SEQ_LEN].float().clamp(max=self.max_seq_length)
+            self.mean_batch_length = float(lengths.mean()) * config["train_batch_size"]
         self.TARGET_SEQ = target_list_field(config)
         self.scorer = make_scorer(self.scorer_name(config), config["pq_chunk_size"], config["pq_backend"])
         self.initializer_range = config["initializer_range"]
@@ -191,19 +192,15 @@ class PQSequentialRecommender(SequentialRecommender):
         return self.forward(item_seq, item_seq_len).unsqueeze(1), targets, torch.ones_like(targets, dtype=torch.bool)
 
     def calculate_loss(self, interaction):
-        states, targets, mask = self.training_positions(interaction)
-        return self.loss_from_positions(states, targets, mask) * self.batch_weight(mask)
+        return self.loss_from_positions(*self.training_positions(interaction)) * self.batch_weight(interaction)
 
-    def batch_weight(self, mask) -> float:
-        """This batch's loss positions over the mean per batch so far (1.0 unless
-        ``weigh_batches_by_positions``): the mean loss of a batch becomes its share of the
-        epoch's per-position mean, whatever the batch's lengths."""
-        if not (self.training and self.weigh_batches_by_positions):
+    def batch_weight(self, interaction) -> float:
+        """This batch's summed row lengths over an average training batch's (1.0 outside
+        length-bucketed training): a batch's mean loss then counts as its share of the
+        epoch's positions, whatever its rows' lengths."""
+        if not (self.training and self.mean_batch_length):
             return 1.0
-        positions = int(mask.sum())
-        self.positions_seen[0] += positions
-        self.positions_seen[1] += 1
-        return positions * self.positions_seen[1] / self.positions_seen[0]
+        return float(interaction[self.ITEM_SEQ_LEN].clamp(max=self.max_seq_length).sum()) / self.mean_batch_length
 
     def loss_from_positions(self, states, targets, mask):
         """Loss over the masked positions of (B, L, d) states with (B, L) targets."""
