@@ -164,7 +164,7 @@ class PQTrainer(Trainer):
         # stored as plain floats; back to the evaluator's own type, so the resumed run's
         # "best valid" line reads as an unbroken run's
         self.best_valid_result = OrderedDict((key, np.float64(value))
-                                             for key, value in checkpoint["best_valid_result"].items()) or None
+                                             for key, value in (checkpoint["best_valid_result"] or {}).items()) or None
         # The stored name, in the resume file's own folder: a run whose folder was moved or
         # copied keeps writing there, not to the folder it was first started in.
         self.saved_model_file = str(Path(resume_file).with_name(Path(checkpoint["best_model_file"]).name))
