@@ -116,16 +116,17 @@ def rescore(record: dict, roots: list[Path]) -> dict:
     dataset, variant = record["dataset"], record["variant"]
     candidates = [path for root in roots for path in sorted((root / "saved" / "defaults" / dataset / variant).glob("*.pth"))
                   if not path.name.endswith("-last.pth")]
-    matching = [path for path in candidates
-                if round(float(load_checkpoint(path)["best_valid_score"]), 4) == round(record["valid_ndcg@10"], 4)]
+    matching = [(path, checkpoint) for path in candidates for checkpoint in [load_checkpoint(path)]
+                if round(float(checkpoint["best_valid_score"]), 4) == round(record["valid_ndcg@10"], 4)]
     if not matching:
         raise SystemExit(f"[{dataset} {variant}] no checkpoint with best valid score {record['valid_ndcg@10']} among "
                          f"{[str(p) for p in candidates]}")
+    path, checkpoint = matching[-1]
     _, (train, valid, test), model_obj, trainer = setup(
         VARIANTS[variant][0], dataset, config_dict=row_settings(dataset, variant, record["epochs"], record["seed"]))
-    trainer.evaluate(test, load_best_model=True, model_file=str(matching[-1]), show_progress=False)  # loads it
+    trainer._load_model_weights(str(path), checkpoint)  # the checkpoint read above, not a second read
     measures = trained_model_measures(model_obj, trainer, train, valid, test)
-    return {**record, **measures, "rescored_from": str(matching[-1])}
+    return {**record, **measures, "rescored_from": str(path)}
 
 
 def plot(data: dict, path: Path) -> None:

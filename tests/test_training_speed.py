@@ -142,10 +142,6 @@ def test_training_loader_draws_bucketed_batches_with_each_user_once(fast_setting
     assert bucketed_work < 0.8 * plain_work
 
 
-def rows(batch, index):
-    return Interaction({name: batch[name][index] for name in batch.columns})
-
-
 def test_bucketed_batches_weigh_every_loss_position_alike(fast_settings):
     """Bucketed batches differ several-fold in loss positions: each batch's mean loss is
     scaled by its rows' summed lengths over an average training batch's, so a short row's
@@ -157,7 +153,7 @@ def test_bucketed_batches_weigh_every_loss_position_alike(fast_settings):
     assert model.mean_batch_length == pytest.approx(float(lengths.mean()) * config["train_batch_size"])
     batch = next(iter(train))
     order = torch.argsort(batch[model.ITEM_SEQ_LEN])
-    short, long = rows(batch, order[: len(order) // 2]), rows(batch, order[len(order) // 2:])
+    short, long = batch[order[: len(order) // 2]], batch[order[len(order) // 2:]]
     positions = [int((part[model.TARGET_SEQ] > 0).sum()) for part in (short, long)]
     assert positions == [int(part[model.ITEM_SEQ_LEN].sum()) for part in (short, long)]  # a row's length = its positions
     assert positions[1] > 2 * positions[0]
