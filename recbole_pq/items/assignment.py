@@ -12,7 +12,9 @@ same after rotating the vectors as an optimised product quantiser does (OPQ): SV
 of the variance in the first dimensions, so plain splits give split 0 the informative
 components and the last split near-noise; the rotation spreads the variance over the splits
 and then lowers the quantisation error by alternating k-means and an orthogonal
-Procrustes step.  ``qr`` is quotient-remainder
+Procrustes step.  With ``unique`` (key ``unique_codes``) svd_pq and svd_opq then give every
+item its own code tuple (``break_code_ties``): items with (near-)identical SVD vectors -- the
+rarely seen ones -- otherwise share one tuple and so one embedding.  ``qr`` is quotient-remainder
 (m = 2: item id // b and item id % b, b >= ceil(sqrt(N))), a cheap baseline that uses
 no data.  ``random`` draws uniform codes.  All are deterministic for a seed.
 """
@@ -32,6 +34,9 @@ DATA_ASSIGNMENTS = ("svd", "svd_pq", "svd_opq", "bpr")  # need the training inte
 TABLE_ASSIGNMENTS = ("svd_pq", "svd_opq")  # give starting sub-item tables with their codes
 OPQ_ITERATIONS = 4  # rotation updates after the variance-balancing start
 KMEANS_POINTS_PER_CENTROID = 256  # k-means trains on at most this many points per centroid (as FAISS does)
+TIE_CANDIDATES = 32  # cheapest single-split moves kept per tied item before a full sort of its m x b moves
+TIE_PAIR_POOL = 512  # two-split changes are drawn from this many cheapest single-split ones
+TIE_BLOCK_FLOATS = 2**24  # move costs computed for this many (item, split, code) cells at a time
 
 
 def code_dtype(b: int) -> np.dtype:
@@ -196,6 +201,116 @@ def pq_reconstruction(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.concatenate([centroids[split][codes[:, split]] for split in range(codes.shape[1])], axis=1)
 
 
+def single_move_costs(vectors: np.ndarray, codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(n, m * b) rise in squared quantisation error when an item's code in split s becomes j
+    (flat index s * b + j; 0 at its own codes): ||x_s - c_sj||^2 - ||x_s - c_s,code_s||^2."""
+    n, m = codes.shape
+    b, sub_dim = centroids.shape[1:]
+    costs = np.empty((n, m * b), dtype=np.float64)
+    for split in range(m):
+        x = vectors[:, split * sub_dim:(split + 1) * sub_dim].astype(np.float64)
+        c = centroids[split].astype(np.float64)
+        distances = (c * c).sum(1) - 2.0 * x @ c.T  # ||x||^2 is common to every code of the split
+        costs[:, split * b:(split + 1) * b] = distances - np.take_along_axis(distances, codes[:, split:split + 1]
+                                                                               .astype(np.int64), axis=1)
+    return costs
+
+
+def cheapest_moves(costs: np.ndarray, count: int) -> np.ndarray:
+    """(n, count) flat move indices of each row's ``count`` smallest costs, cheapest first
+    (ties by index, so the result is deterministic)."""
+    count = min(count, costs.shape[1])
+    if count < costs.shape[1]:
+        part = np.argpartition(costs, count - 1, axis=1)[:, :count]
+    else:
+        part = np.broadcast_to(np.arange(costs.shape[1]), costs.shape).copy()
+    part.sort(axis=1)  # index order first, so the stable cost sort breaks ties by index
+    order = np.argsort(np.take_along_axis(costs, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def single_moves(costs: np.ndarray) -> np.ndarray:
+    """(m * b, 2) flat single-split moves of one item, cheapest first (second column -1)."""
+    singles = cheapest_moves(costs[None], len(costs))[0]
+    return np.stack([singles, np.full_like(singles, -1)], 1)
+
+
+def pair_moves(costs: np.ndarray, b: int) -> np.ndarray:
+    """(k, 2) flat moves in two splits of one item, drawn from its ``TIE_PAIR_POOL`` cheapest
+    single moves, cheapest summed cost first (ties by index)."""
+    pool = cheapest_moves(costs[None], TIE_PAIR_POOL)[0]
+    first, second = np.triu_indices(len(pool), 1)
+    first, second = pool[first], pool[second]
+    apart = first // b != second // b
+    first, second = first[apart], second[apart]
+    order = np.lexsort((second, first, costs[first] + costs[second]))
+    return np.stack([first[order], second[order]], 1)
+
+
+def break_code_ties(codes: np.ndarray, vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(n, m) codes in which no two items share a tuple, where b^m >= n allows it.  Of each
+    group of items that share a tuple the lowest id keeps it; each other item, in id order,
+    changes one split's code to the centroid that raises its squared quantisation error the
+    least among the changes that give an unused tuple (two splits once every single change is
+    taken).  Items with identical vectors (e.g. never seen in training) take the same ranked
+    changes in turn, so a group of g of them costs one ranking, not g."""
+    n, m = codes.shape
+    b = centroids.shape[1]
+    if m * math.log2(b) < math.log2(max(n, 1)):
+        logging.getLogger(__name__).warning(
+            "unique_codes: %d items cannot all have their own tuple of %d codes out of %d; ties kept.", n, m, b)
+        return codes
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    movers = np.flatnonzero(first[inverse.ravel()] != np.arange(n))
+    if not len(movers):
+        return codes
+    out = codes.copy()
+    used = {row.tobytes() for row in codes[first]}
+    shared: dict[bytes, list] = {}  # vector bytes -> ranked moves shared by items with that vector
+
+    def take(item: int, candidate: np.ndarray) -> bool:
+        key = candidate.tobytes()
+        if key in used:
+            return False
+        used.add(key)
+        out[item] = candidate
+        return True
+
+    def try_moves(item: int, moves: np.ndarray, start: int = 0) -> int:
+        """Apply the first of the (k, 2) flat ``moves`` from ``start`` that gives an unused tuple; its index, or -1."""
+        for position in range(start, len(moves)):
+            candidate = codes[item].copy()
+            for move in moves[position]:
+                if move >= 0:
+                    candidate[move // b] = move % b
+            if take(item, candidate):
+                return position
+        return -1
+
+    rows = max(1, TIE_BLOCK_FLOATS // (m * b))
+    for start in range(0, len(movers), rows):
+        block = movers[start:start + rows]
+        costs = single_move_costs(vectors[block], codes[block], centroids)
+        shortlist = cheapest_moves(costs, TIE_CANDIDATES)
+        for row, item in enumerate(block):
+            if try_moves(item, np.stack([shortlist[row], np.full_like(shortlist[row], -1)], 1)) >= 0:
+                continue
+            key = vectors[item].tobytes()
+            if key not in shared:  # [moves ranked so far, first index not known to be used, pairs added]
+                shared[key] = [single_moves(costs[row]), 0, False]
+            state = shared[key]
+            while (placed := try_moves(item, state[0], state[1])) < 0 and not state[2]:
+                state[1], state[2] = len(state[0]), True  # every single-split change taken: pairs next
+                state[0] = np.concatenate([state[0], pair_moves(costs[row], b)])
+            if placed >= 0:
+                state[1] = placed + 1
+                continue
+            rng = np.random.default_rng(int(item))  # every ranked change taken: random ones until unused
+            while not take(item, rng.integers(0, b, size=m).astype(codes.dtype)):
+                pass
+    return out
+
+
 def balanced_allocation(variances: np.ndarray, m: int) -> np.ndarray:
     """A permutation of the d dimensions that gives each split d/m of them with the products of
     their variances as equal as possible (OPQ's eigenvalue allocation).  Greedy on the log
@@ -228,13 +343,16 @@ def opq_rotation(vectors: np.ndarray, m: int, b: int, seed: int, iterations: int
 
 
 def svd_pq_codes(user_ids, item_ids, n_users: int, n_items: int, m: int, b: int, dim: int,
-                 seed: int, rotate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int, rotate: bool = False, unique: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser of the SVD item
-    vectors (rotated by ``opq_rotation`` first when ``rotate``)."""
+    vectors (rotated by ``opq_rotation`` first when ``rotate``; ties broken when ``unique``)."""
     vectors = svd_item_vectors(user_ids, item_ids, n_users, n_items, dim, seed)
     if rotate:
         vectors = vectors @ opq_rotation(vectors, m, b, seed)
-    return product_quantise(vectors, m, b, seed)
+    codes, centroids = product_quantise(vectors, m, b, seed)
+    if unique:
+        codes = break_code_ties(codes, vectors, centroids)
+    return codes, centroids
 
 
 def svd_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items: int,
@@ -264,15 +382,16 @@ def require_interactions(method: str, user_ids, item_ids, n_users) -> None:
 
 
 def assign_codes_and_tables(method: str, n_items: int, m: int, b: int, seed: int, user_ids=None, item_ids=None,
-                            n_users: int | None = None, dim: int | None = None):
+                            n_users: int | None = None, dim: int | None = None, unique: bool = False):
     """((n_items, m) codes, (m, b, dim/m) starting sub-item tables or None) by ``method``;
-    only svd_pq and svd_opq give tables (their centroids), the others leave the tables to random init."""
+    only svd_pq and svd_opq give tables (their centroids), the others leave the tables to random init;
+    ``unique`` (svd_pq, svd_opq only) gives every item its own code tuple."""
     if method in TABLE_ASSIGNMENTS:
         require_interactions(method, user_ids, item_ids, n_users)
         if dim is None or dim % m:
             raise ConfigError(f"code_assignment='{method}' needs hidden_size divisible by pq_m; got {dim} and {m}.")
         return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed,
-                            rotate=method == "svd_opq")
+                            rotate=method == "svd_opq", unique=unique)
     return assign_codes(method, n_items, m, b, seed, user_ids, item_ids, n_users), None
 
 

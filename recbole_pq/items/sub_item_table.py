@@ -116,6 +116,8 @@ def check_code_assignment(config) -> None:
     if config["code_assignment"] not in CODE_ASSIGNMENTS:
         raise ConfigError(f"code_assignment='{config['code_assignment']}' is not supported; "
                           f"use one of {list(CODE_ASSIGNMENTS)}.")
+    if config["unique_codes"] not in (None, True, False):
+        raise ConfigError(f"unique_codes={config['unique_codes']!r} must be true or false.")
 
 
 def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarray:
@@ -135,7 +137,8 @@ def codes_and_tables_for_dataset(method: str, m: int, b: int, config, dataset):
         user_ids, item_ids = training_user_item(dataset, config)
     return assign_codes_and_tables(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
                                    user_ids=user_ids, item_ids=item_ids,
-                                   n_users=dataset.num(config["USER_ID_FIELD"]), dim=config["hidden_size"])
+                                   n_users=dataset.num(config["USER_ID_FIELD"]), dim=config["hidden_size"],
+                                   unique=bool(config["unique_codes"]))
 
 
 def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
