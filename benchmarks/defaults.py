@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: recbole_pq, benchmarks
-from benchmarks.harness import ROOT, cpu  # noqa: E402
+from benchmarks.harness import ROOT, commit, cpu  # noqa: E402
 
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "defaults.json"
 VARIANTS = {  # name -> (model, overrides)
@@ -105,7 +105,7 @@ def trained_model_measures(model_obj, trainer, train, valid, test) -> dict:
             "test_ndcg@10_history_excluded": round(float(test_excluded["ndcg@10"]), 5),
             "diagnostics": item_table_diagnostics(model_obj.items),
             "popularity_split": ndcg_by_popularity(model_obj, test, training_user_item(train._dataset, trainer.config)),
-            "recbole_pq": recbole_pq.__version__}
+            "recbole_pq": recbole_pq.__version__, "commit": commit()}
 
 
 def rescore(record: dict, roots: list[Path]) -> dict:

@@ -34,6 +34,14 @@ def cpu() -> dict:
     return {"cpu": model, "cores": os.cpu_count(), "flags": {f: f in flags for f in CPU_FLAGS}}
 
 
+def commit(tree: Path = ROOT) -> str:
+    """The short commit a checkout's code is at (its path when it is not a git checkout)."""
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or str(tree)
+
+
 def machine() -> dict:
     """``cpu()`` plus torch's version and threads and the load average when measured (other
     jobs on the machine skew times: the JSON says how busy it was)."""

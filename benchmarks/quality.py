@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,7 @@ NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
 SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"
 LONG_JSON = ROOT / "docs" / "benchmarks" / "quality_long.json"  # --longer: budgets beyond the tables'
 DEFAULTS_JSON = ROOT / "docs" / "benchmarks" / "defaults.json"  # benchmarks/defaults.py
+DEFAULTS_SEEDS_JSON = ROOT / "docs" / "benchmarks" / "defaults_seeds.json"  # benchmarks/defaults.py, several seeds
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
 # Longest history per data set unless --max-seq-length says otherwise: ML-1M's sequences are long
 # (median 96), Amazon's short (mean 9), as in SASRec's and LISA's set-ups.
@@ -404,6 +406,8 @@ def render_markdown(records: list[dict], longer: list[dict] = ()) -> str:
     lines += selection_lines(load_records(SELECTION_JSON))
     if DEFAULTS_JSON.is_file():
         lines += defaults_lines(json.loads(DEFAULTS_JSON.read_text()))
+    if DEFAULTS_SEEDS_JSON.is_file():
+        lines += seed_mean_lines(json.loads(DEFAULTS_SEEDS_JSON.read_text()))
     if NOTES.is_file():  # the analysis of a run, written after reading it
         lines += [NOTES.read_text().strip(), ""]
     return "\n".join(lines)
@@ -458,6 +462,49 @@ def defaults_lines(data: dict) -> list[str]:
                     "`auto-b-svd_pq` rows; `today` is the earlier default, svd codes with b = 256). On catalogues of up "
                     "to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256, so there `codes-svd_pq` is the "
                     "default model.", ""]
+
+
+def seed_mean_lines(data: dict) -> list[str]:
+    """benchmarks/defaults.py rows measured at several seeds: each seed's validation NDCG@10, the
+    means, and the compressed rows' share of dense's mean; the default is picked on the mean
+    validation NDCG@10 only."""
+    lines = ["## Defaults over seeds", "",
+             f"Written by `python benchmarks/defaults.py --dataset DATASET --epochs EPOCHS --seed SEED --json "
+             f"docs/benchmarks/defaults_seeds.json` (CPU: {data.get('cpu', '?')}); code: "
+             f"{', '.join(sorted({str(r.get('commit', '?')) for r in data['records']}))}. Rows as in the table above "
+             "(RecBole's ranking; history excluded from the same checkpoint), each at every seed listed; "
+             "% of dense: a row's mean test NDCG@10 over DenseSASRec's mean.", ""]
+    for dataset, epochs in sorted({(r["dataset"], r["epochs"]) for r in data["records"]}):
+        rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)]
+        variants = list(dict.fromkeys(r["variant"] for r in rows))
+        seeds = sorted({r["seed"] for r in rows})
+        by_variant = {v: sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+        mean = {v: {key: statistics.fmean(r[key] for r in group) for key in
+                    ("valid_ndcg@10", "test_ndcg@10", "test_ndcg@10_history_excluded")}
+                for v, group in by_variant.items()}
+        dense = mean.get("dense")
+        lines += [f"**{dataset}**, {epochs} epochs, {rows[0]['n_items']:,} items, seeds "
+                  f"{', '.join(map(str, seeds))}", "",
+                  "| row | m | b | codes | item MB (× smaller) | seeds | valid NDCG@10 per seed | valid mean | "
+                  "test mean (% of dense) | test, history excluded: mean (% of dense) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for variant, group in by_variant.items():
+            first, values = group[0], mean[variant]
+            codes = (first.get("code_assignment") or "") + (" unique" if first["overrides"].get("unique_codes") else "")
+            mb = (f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)" if first["model"] != "DenseSASRec"
+                  else f"{first['dense_item_table_mb']:.3g} (dense)")
+            shares = [f"({100 * values[key] / dense[key]:.0f}%)" if dense else ""
+                      for key in ("test_ndcg@10", "test_ndcg@10_history_excluded")]
+            lines.append(f"| {variant} | {first['pq_m'] or ''} | {first['pq_b'] or ''} | {codes} | {mb} | "
+                         f"{len(group)} | {' / '.join(format(r['valid_ndcg@10'], '.4f') for r in group)} | "
+                         f"{values['valid_ndcg@10']:.4f} | {values['test_ndcg@10']:.4f} {shares[0]} | "
+                         f"{values['test_ndcg@10_history_excluded']:.4f} {shares[1]} |")
+        complete = [v for v in variants if v != "dense" and len(by_variant[v]) == len(seeds)]
+        if complete:
+            best = max(complete, key=lambda v: mean[v]["valid_ndcg@10"])
+            lines += ["", f"Best compressed row on mean validation NDCG@10 (every seed measured): `{best}`."]
+        lines.append("")
+    return lines
 
 
 def _history_excluded_cell(row: dict, dense: dict | None) -> str:

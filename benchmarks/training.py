@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: benchmarks (recbole_pq: see --baseline-tree)
 from benchmarks.harness import ROOT, machine  # noqa: E402
+from benchmarks.harness import commit as checkout_commit  # noqa: E402
 
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "training.json"
 SEQ_LENGTH = {"ml-1m": 200, "video-games": 50, "ml-100k": 50}
@@ -191,8 +192,7 @@ def profile_step(model_name: str, dataset: str, dim: int, variant_name: str, dat
 
 def baseline_records(tree: Path, args) -> list[dict]:
     """The ``plain`` measurements with another checkout's code, in a subprocess."""
-    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or str(tree)
+    commit = checkout_commit(tree)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "baseline.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--code-tree", str(tree), "--variants", "plain",

@@ -49,3 +49,28 @@ def test_lisa_paths_table_gives_each_length_its_ratio():
     lines = lisa_paths_section({"command": "c", "machine": "m", "records": layer + model})
     assert "| 50 | 900 | 300 | 3.00× |" in lines and "| 400 | 1000 | 2000 | 0.50× |" in lines
     assert any("histogram 1200 ms, pairwise 400 ms (3.00×)" in line and "100 items" in line for line in lines)
+
+
+def _defaults_row(variant, seed, valid, test, excluded, model="SASRecJPQ", **overrides):
+    return {"dataset": "video-games", "variant": variant, "model": model, "overrides": overrides, "seed": seed,
+            "epochs": 10, "n_items": 23715, "pq_m": 8 if model == "SASRecJPQ" else None,
+            "pq_b": 512 if model == "SASRecJPQ" else None, "code_assignment": "svd_pq" if model == "SASRecJPQ" else None,
+            "item_table_mb": 0.5, "compression": 11.9, "dense_item_table_mb": 5.79, "valid_ndcg@10": valid,
+            "test_ndcg@10": test, "test_ndcg@10_history_excluded": excluded, "commit": "abc1234"}
+
+
+def test_seed_means_pick_the_default_on_mean_validation_over_complete_rows():
+    from benchmarks.quality import seed_mean_lines
+
+    records = [_defaults_row("dense", 1, 0.04, 0.036, 0.048, model="DenseSASRec"),
+               _defaults_row("dense", 2, 0.042, 0.034, 0.046, model="DenseSASRec"),
+               _defaults_row("pq", 1, 0.038, 0.031, 0.037), _defaults_row("pq", 2, 0.036, 0.033, 0.039),
+               _defaults_row("pq-unique", 1, 0.039, 0.030, 0.036, unique_codes=True),
+               _defaults_row("pq-unique", 2, 0.039, 0.030, 0.036, unique_codes=True),
+               _defaults_row("one-seed", 1, 0.050, 0.040, 0.050)]  # best on validation, but one seed only
+    text = "\n".join(seed_mean_lines({"records": records, "cpu": "test CPU"}))
+    pq_row = next(line for line in text.splitlines() if line.startswith("| pq |"))
+    assert "0.0380 / 0.0360 | 0.0370 | 0.0320 (91%) | 0.0380 (81%)" in pq_row  # means; % of dense's means
+    assert "svd_pq unique" in next(line for line in text.splitlines() if line.startswith("| pq-unique |"))
+    assert "Best compressed row on mean validation NDCG@10 (every seed measured): `pq-unique`" in text
+    assert "abc1234" in text and "seeds 1, 2" in text
