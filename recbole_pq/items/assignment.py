@@ -34,6 +34,8 @@ DATA_ASSIGNMENTS = ("svd", "svd_pq", "svd_opq", "bpr")  # need the training inte
 TABLE_ASSIGNMENTS = ("svd_pq", "svd_opq")  # give starting sub-item tables with their codes
 OPQ_ITERATIONS = 4  # rotation updates after the variance-balancing start
 KMEANS_POINTS_PER_CENTROID = 256  # k-means trains on at most this many points per centroid (as FAISS does)
+FLAT_KMEANS_ENTRIES = 2**26  # pq_kmeans auto: above this many point-centroid distances per iteration, two levels
+KMEANS_QUANTISERS = ("auto", "flat", "two_level")
 TIE_CANDIDATES = 32  # cheapest single-split moves kept per tied item before a full sort of its m x b moves
 TIE_PAIR_POOL = 512  # two-split changes are drawn from this many cheapest single-split ones
 TIE_BLOCK_FLOATS = 2**24  # move costs computed for this many (item, split, code) cells at a time
@@ -126,7 +128,62 @@ def bpr_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
     return codes
 
 
-def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20,
+           quantiser: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(b, k) centroids and (n,) codes of the (n, k) points by ``quantiser``: flat
+    (``flat_kmeans``), two_level (``two_level_kmeans``), or auto: two_level where one flat
+    iteration would compute more than FLAT_KMEANS_ENTRIES point-centroid distances (large
+    catalogues with ``pq_b: auto``: 1M items x 2^15 codes is hours flat, minutes in two levels)."""
+    if quantiser not in KMEANS_QUANTISERS:
+        raise ConfigError(f"pq_kmeans='{quantiser}' is not supported; use one of {list(KMEANS_QUANTISERS)}.")
+    if quantiser == "auto":
+        train = min(len(points), KMEANS_POINTS_PER_CENTROID * b)
+        quantiser = "two_level" if train * b > FLAT_KMEANS_ENTRIES else "flat"
+    if quantiser == "two_level" and len(points) >= b >= 4:
+        return two_level_kmeans(points, b, seed, iterations)
+    return flat_kmeans(points, b, seed, iterations)
+
+
+def cell_shares(weights: np.ndarray, population: np.ndarray, total: int) -> np.ndarray:
+    """Integers summing to ``total`` (<= population.sum()), about proportional to ``weights``, at
+    least 1 and at most ``population`` in every non-empty cell: floors of the quotas, then one at
+    a time to the cell with the most quota per centroid after the change (from the least)."""
+    if weights[population > 0].sum() <= 0:
+        weights = population.astype(np.float64)
+    quota = weights / weights[population > 0].sum() * total
+    shares = np.where(population > 0, np.clip(np.floor(quota), 1, population), 0).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the cells the where() leaves out
+        while shares.sum() > total:  # the minimum of 1 overshot
+            shares[np.argmin(np.where(shares > 1, quota / (shares - 1), np.inf))] -= 1
+        while shares.sum() < total:  # floors and caps left some
+            shares[np.argmax(np.where(shares < population, quota / (shares + 1), -np.inf))] += 1
+    return shares
+
+
+def two_level_kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """k-means in two levels: ceil(sqrt(b)) coarse cells, then each cell's points get their own
+    k-means with a share of the b centroids proportional to the cell's squared error around its
+    coarse centroid (at least one per non-empty cell, at most one per point: a cell of identical
+    points -- never-seen items' zero vectors -- gets one).  N (sqrt(b) + b / sqrt(b)) distances
+    per iteration instead of N b; a point's code is its nearest centroid within its cell."""
+    cells = math.isqrt(b - 1) + 1
+    coarse, cell_of = flat_kmeans(points, cells, seed, iterations)
+    population = np.bincount(cell_of, minlength=cells)
+    squared_error = np.bincount(cell_of, weights=((points - coarse[cell_of]) ** 2).sum(1), minlength=cells)
+    shares = cell_shares(squared_error, population, b)
+    centroids = np.empty((b, points.shape[1]), dtype=np.float32)
+    codes = np.empty(len(points), dtype=np.int64)
+    offset = 0
+    for cell in np.flatnonzero(shares):
+        members = np.flatnonzero(cell_of == cell)
+        centroids[offset:offset + shares[cell]], local = flat_kmeans(points[members], int(shares[cell]),
+                                                                     seed + 1 + int(cell), iterations)
+        codes[members] = offset + local
+        offset += shares[cell]
+    return centroids, codes
+
+
+def flat_kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means: (n, k) float points -> (b, k) centroids and (n,) nearest-centroid ids.
     Starts from b distinct points drawn with the seed; an emptied centroid restarts at a
     random point; trains on at most KMEANS_POINTS_PER_CENTROID * b points, assigns all."""
@@ -184,15 +241,17 @@ def svd_item_vectors(user_ids, item_ids, n_users: int, n_items: int, dim: int, s
     return vectors
 
 
-def product_quantise(vectors: np.ndarray, m: int, b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def product_quantise(vectors: np.ndarray, m: int, b: int, seed: int,
+                     quantiser: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """((n, m) codes, (m, b, d/m) centroids): split s quantises dims [s*d/m, (s+1)*d/m) of the
-    (n, d) vectors with its own k-means."""
+    (n, d) vectors with its own k-means (``kmeans``' ``quantiser``)."""
     n, dim = vectors.shape
     sub_dim = dim // m
     codes = np.empty((n, m), dtype=code_dtype(b))
     centroids = np.empty((m, b, sub_dim), dtype=np.float32)
     for split in range(m):
-        centroids[split], codes[:, split] = kmeans(vectors[:, split * sub_dim:(split + 1) * sub_dim], b, seed + split)
+        centroids[split], codes[:, split] = kmeans(vectors[:, split * sub_dim:(split + 1) * sub_dim], b, seed + split,
+                                                          quantiser=quantiser)
     return codes, centroids
 
 
@@ -328,7 +387,8 @@ def balanced_allocation(variances: np.ndarray, m: int) -> np.ndarray:
     return np.array([dim for split in members for dim in split])
 
 
-def opq_rotation(vectors: np.ndarray, m: int, b: int, seed: int, iterations: int = OPQ_ITERATIONS) -> np.ndarray:
+def opq_rotation(vectors: np.ndarray, m: int, b: int, seed: int, iterations: int = OPQ_ITERATIONS,
+                 quantiser: str = "auto") -> np.ndarray:
     """(d, d) orthogonal rotation R for ``vectors @ R``: starts at the balanced allocation (a
     permutation), then alternates a product quantiser of the rotated vectors with the rotation
     that best maps the vectors onto its reconstruction (orthogonal Procrustes)."""
@@ -336,20 +396,22 @@ def opq_rotation(vectors: np.ndarray, m: int, b: int, seed: int, iterations: int
     rotation = np.eye(dim, dtype=np.float64)[:, balanced_allocation(vectors.var(axis=0), m)]
     x = vectors.astype(np.float64)
     for _ in range(iterations):
-        codes, centroids = product_quantise((x @ rotation).astype(np.float32), m, b, seed)
+        codes, centroids = product_quantise((x @ rotation).astype(np.float32), m, b, seed, quantiser)
         left, _, right = np.linalg.svd(x.T @ pq_reconstruction(codes, centroids).astype(np.float64))
         rotation = left @ right
     return rotation.astype(np.float32)
 
 
 def svd_pq_codes(user_ids, item_ids, n_users: int, n_items: int, m: int, b: int, dim: int,
-                 seed: int, rotate: bool = False, unique: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser of the SVD item
-    vectors (rotated by ``opq_rotation`` first when ``rotate``; ties broken when ``unique``)."""
+                 seed: int, rotate: bool = False, unique: bool = False,
+                 quantiser: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """((n_items, m) codes, (m, b, dim/m) centroids): a product quantiser (k-means by
+    ``quantiser``) of the SVD item vectors (rotated by ``opq_rotation`` first when ``rotate``;
+    ties broken when ``unique``)."""
     vectors = svd_item_vectors(user_ids, item_ids, n_users, n_items, dim, seed)
     if rotate:
-        vectors = vectors @ opq_rotation(vectors, m, b, seed)
-    codes, centroids = product_quantise(vectors, m, b, seed)
+        vectors = vectors @ opq_rotation(vectors, m, b, seed, quantiser=quantiser)
+    codes, centroids = product_quantise(vectors, m, b, seed, quantiser)
     if unique:
         codes = break_code_ties(codes, vectors, centroids)
     return codes, centroids
@@ -382,16 +444,17 @@ def require_interactions(method: str, user_ids, item_ids, n_users) -> None:
 
 
 def assign_codes_and_tables(method: str, n_items: int, m: int, b: int, seed: int, user_ids=None, item_ids=None,
-                            n_users: int | None = None, dim: int | None = None, unique: bool = False):
+                            n_users: int | None = None, dim: int | None = None, unique: bool = False,
+                            quantiser: str = "auto"):
     """((n_items, m) codes, (m, b, dim/m) starting sub-item tables or None) by ``method``;
     only svd_pq and svd_opq give tables (their centroids), the others leave the tables to random init;
-    ``unique`` (svd_pq, svd_opq only) gives every item its own code tuple."""
+    ``unique`` and ``quantiser`` (svd_pq, svd_opq only): every item its own code tuple; which k-means."""
     if method in TABLE_ASSIGNMENTS:
         require_interactions(method, user_ids, item_ids, n_users)
         if dim is None or dim % m:
             raise ConfigError(f"code_assignment='{method}' needs hidden_size divisible by pq_m; got {dim} and {m}.")
         return svd_pq_codes(np.asarray(user_ids), np.asarray(item_ids), n_users, n_items, m, b, dim, seed,
-                            rotate=method == "svd_opq", unique=unique)
+                            rotate=method == "svd_opq", unique=unique, quantiser=quantiser)
     return assign_codes(method, n_items, m, b, seed, user_ids, item_ids, n_users), None
 
 

@@ -111,13 +111,15 @@ def check_pq_config(config, n_items: int | None = None) -> None:
 
 def check_code_assignment(config) -> None:
     from recbole_pq.errors import ConfigError
-    from recbole_pq.items.assignment import CODE_ASSIGNMENTS
+    from recbole_pq.items.assignment import CODE_ASSIGNMENTS, KMEANS_QUANTISERS
 
     if config["code_assignment"] not in CODE_ASSIGNMENTS:
         raise ConfigError(f"code_assignment='{config['code_assignment']}' is not supported; "
                           f"use one of {list(CODE_ASSIGNMENTS)}.")
     if config["unique_codes"] not in (None, True, False):
         raise ConfigError(f"unique_codes={config['unique_codes']!r} must be true or false.")
+    if config["pq_kmeans"] not in (None, *KMEANS_QUANTISERS):
+        raise ConfigError(f"pq_kmeans='{config['pq_kmeans']}' is not supported; use one of {list(KMEANS_QUANTISERS)}.")
 
 
 def codes_for_dataset(method: str, m: int, b: int, config, dataset) -> np.ndarray:
@@ -138,7 +140,7 @@ def codes_and_tables_for_dataset(method: str, m: int, b: int, config, dataset):
     return assign_codes_and_tables(method, dataset.num(config["ITEM_ID_FIELD"]), m, b, seed=config["seed"],
                                    user_ids=user_ids, item_ids=item_ids,
                                    n_users=dataset.num(config["USER_ID_FIELD"]), dim=config["hidden_size"],
-                                   unique=bool(config["unique_codes"]))
+                                   unique=bool(config["unique_codes"]), quantiser=config["pq_kmeans"] or "auto")
 
 
 def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
