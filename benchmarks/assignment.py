@@ -5,7 +5,10 @@
 SASRecJPQ's defaults (``code_assignment: svd_pq``, ``pq_m: 8``, ``pq_b: auto``, d = 64) run a
 truncated SVD of the training user x item matrix and one k-means of b centroids per split
 before the first epoch; ``pq_b: auto`` grows b with the catalogue (2^15 at 1M items), and
-k-means costs N x b x d per iteration.  With ``unique_codes`` the ties are then broken.
+k-means costs N x b x d per iteration (``pq_kmeans: auto`` switches to two levels above 2^26
+distances per iteration).  With ``unique_codes`` the ties are then broken.  Where a flat k-means
+is affordable (N x b <= ``--flat-limit``) both quantisers run, and the JSON has each one's
+seconds and squared quantisation error of the SVD vectors.
 Each size gets synthetic interactions: N / 2 users with ``--per-user`` items each, item
 popularity Zipf-like (exponent 1, as in real catalogues: a long tail of rarely seen items,
 whose SVD vectors coincide -- what the tie breaking works on).  One run per size (a
@@ -41,7 +44,7 @@ def synthetic_interactions(n_items: int, per_user: int, seed: int):
     return users, items, n_users
 
 
-def measure(n_items: int, per_user: int, seed: int) -> dict:
+def measure(n_items: int, per_user: int, seed: int, flat_limit: float) -> dict:
     import numpy as np
 
     from recbole_pq.items import assignment
@@ -53,9 +56,15 @@ def measure(n_items: int, per_user: int, seed: int) -> dict:
     start = time.perf_counter()
     vectors = assignment.svd_item_vectors(users, items, n_users, n_items, DIM, seed)
     seconds["svd"] = time.perf_counter() - start
-    start = time.perf_counter()
-    codes, centroids = assignment.product_quantise(vectors, SPLITS, b, seed)
-    seconds["k_means"] = time.perf_counter() - start
+    errors = {}
+    quantisers = ["auto"] + (["flat", "two_level"] if n_items * b <= flat_limit else [])
+    for quantiser in quantisers:
+        start = time.perf_counter()
+        quantised = assignment.product_quantise(vectors, SPLITS, b, seed, quantiser)
+        seconds["k_means" if quantiser == "auto" else f"k_means_{quantiser}"] = time.perf_counter() - start
+        errors[quantiser] = float(((vectors - assignment.pq_reconstruction(*quantised)) ** 2).sum())
+        if quantiser == "auto":
+            codes, centroids = quantised
     start = time.perf_counter()
     unique = assignment.break_code_ties(codes, vectors, centroids)
     seconds["unique_codes"] = time.perf_counter() - start
@@ -63,6 +72,8 @@ def measure(n_items: int, per_user: int, seed: int) -> dict:
     return {"n_items": n_items, "pq_m": SPLITS, "pq_b": b, "hidden_size": DIM, "users": n_users,
             "interactions": len(items), "seen_items": int(len(np.unique(items))),
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "quantisation_error": {k: round(v, 2) for k, v in errors.items()},
+            "vector_energy": round(float((vectors ** 2).sum()), 2),
             "items_sharing_a_tuple": int(counts[counts > 1].sum()),
             "items_moved_by_unique_codes": int((unique != codes).any(1).sum()),
             "tuples_after_unique_codes": int(len(np.unique(unique, axis=0)))}
@@ -93,13 +104,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     parser.add_argument("--per-user", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--flat-limit", type=float, default=2**31,
+                        help="also time flat and two-level k-means where N x b is at most this")
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     args = parser.parse_args(argv)
     import torch  # noqa: F401  (so machine() records its version and threads)
 
     records = []
     for size in args.sizes:
-        records.append(measure(int(size), args.per_user, args.seed))
+        records.append(measure(int(size), args.per_user, args.seed, args.flat_limit))
         print(json.dumps(records[-1]), flush=True)
         data = {**machine(), "commit": commit(), "records": records,
                 "command": "python benchmarks/assignment.py " + " ".join(sys.argv[1:] if argv is None else argv)}

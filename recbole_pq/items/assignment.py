@@ -311,8 +311,8 @@ def break_code_ties(codes: np.ndarray, vectors: np.ndarray, centroids: np.ndarra
     group of items that share a tuple the lowest id keeps it; each other item, in id order,
     changes one split's code to the centroid that raises its squared quantisation error the
     least among the changes that give an unused tuple (two splits once every single change is
-    taken).  Items with identical vectors (e.g. never seen in training) take the same ranked
-    changes in turn, so a group of g of them costs one ranking, not g."""
+    taken).  Items with the same vector and codes (e.g. never seen in training) share one
+    ranking of changes and take them in turn: a group of g costs one ranking, not g."""
     n, m = codes.shape
     b = centroids.shape[1]
     if m * math.log2(b) < math.log2(max(n, 1)):
@@ -325,7 +325,17 @@ def break_code_ties(codes: np.ndarray, vectors: np.ndarray, centroids: np.ndarra
         return codes
     out = codes.copy()
     used = {row.tobytes() for row in codes[first]}
-    shared: dict[bytes, list] = {}  # vector bytes -> ranked moves shared by items with that vector
+    # movers with bit-identical vectors and codes share one ranking; `group` is the first mover of each
+    keys = np.hstack([np.ascontiguousarray(vectors[movers], dtype=np.float32).view(np.uint32),
+                      codes[movers].astype(np.uint32)])
+    _, group, group_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    group, group_of = movers[group], group_of.ravel()
+    shortlists = np.empty((len(group), min(TIE_CANDIDATES, m * b)), dtype=np.int64)
+    rows = max(1, TIE_BLOCK_FLOATS // (m * b))
+    for start in range(0, len(group), rows):
+        block = group[start:start + rows]
+        shortlists[start:start + rows] = cheapest_moves(single_move_costs(vectors[block], codes[block], centroids),
+                                                        TIE_CANDIDATES)
 
     def take(item: int, candidate: np.ndarray) -> bool:
         key = candidate.tobytes()
@@ -335,7 +345,7 @@ def break_code_ties(codes: np.ndarray, vectors: np.ndarray, centroids: np.ndarra
         out[item] = candidate
         return True
 
-    def try_moves(item: int, moves: np.ndarray, start: int = 0) -> int:
+    def try_moves(item: int, moves: np.ndarray, start: int) -> int:
         """Apply the first of the (k, 2) flat ``moves`` from ``start`` that gives an unused tuple; its index, or -1."""
         for position in range(start, len(moves)):
             candidate = codes[item].copy()
@@ -346,27 +356,22 @@ def break_code_ties(codes: np.ndarray, vectors: np.ndarray, centroids: np.ndarra
                 return position
         return -1
 
-    rows = max(1, TIE_BLOCK_FLOATS // (m * b))
-    for start in range(0, len(movers), rows):
-        block = movers[start:start + rows]
-        costs = single_move_costs(vectors[block], codes[block], centroids)
-        shortlist = cheapest_moves(costs, TIE_CANDIDATES)
-        for row, item in enumerate(block):
-            if try_moves(item, np.stack([shortlist[row], np.full_like(shortlist[row], -1)], 1)) >= 0:
-                continue
-            key = vectors[item].tobytes()
-            if key not in shared:  # [moves ranked so far, first index not known to be used, pairs added]
-                shared[key] = [single_moves(costs[row]), 0, False]
-            state = shared[key]
-            while (placed := try_moves(item, state[0], state[1])) < 0 and not state[2]:
-                state[1], state[2] = len(state[0]), True  # every single-split change taken: pairs next
-                state[0] = np.concatenate([state[0], pair_moves(costs[row], b)])
-            if placed >= 0:
-                state[1] = placed + 1
-                continue
-            rng = np.random.default_rng(int(item))  # every ranked change taken: random ones until unused
-            while not take(item, rng.integers(0, b, size=m).astype(codes.dtype)):
-                pass
+    states: dict[int, list] = {}  # group -> [ranked moves, first index not known to be used, stage]
+    for item, index in zip(movers, group_of):
+        state = states.setdefault(index, [np.stack([shortlists[index], np.full_like(shortlists[index], -1)], 1),
+                                          0, "shortlist"])
+        while (placed := try_moves(item, state[0], state[1])) < 0 and state[2] != "pairs":
+            costs = single_move_costs(vectors[item:item + 1], codes[item:item + 1], centroids)[0]
+            if state[2] == "shortlist":  # every single-split change, rescanned from the cheapest
+                state[:] = [single_moves(costs), 0, "singles"]
+            else:  # every single-split change taken: pairs next
+                state[:] = [np.concatenate([state[0], pair_moves(costs, b)]), len(state[0]), "pairs"]
+        if placed >= 0:
+            state[1] = placed + 1
+            continue
+        rng = np.random.default_rng(int(item))  # every ranked change taken: random ones until unused
+        while not take(item, rng.integers(0, b, size=m).astype(codes.dtype)):
+            pass
     return out
 
 
