@@ -55,6 +55,8 @@ VARIANTS = {  # name -> (model, overrides)
                                            "unique_codes": True}),  # every item its own code tuple
     "auto-b-svd_pq-two-level": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
                                               "pq_kmeans": "two_level"}),  # k-means in two levels at every size
+    "auto-b-svd_pq-two-level-unique": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
+                                                     "pq_kmeans": "two_level", "unique_codes": True}),
     "codes-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_opq"}),
     "auto-b-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_opq"}),
     # sampled gBCE with negatives per sequence (the default) or per position (issue 29)
