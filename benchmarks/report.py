@@ -530,6 +530,27 @@ def scoring_tables_section(data: dict) -> list[str]:
                     "so each lookup may miss."]
 
 
+def assignment_section(data: dict) -> list[str]:
+    """benchmarks/assignment.py: seconds of the default code assignment before training, by catalogue size."""
+    lines = ["## Code assignment before training (svd_pq, pq_b: auto)", "",
+             f"Command: `{data['command']}` — CPU: {data['cpu']}, {data.get('torch_threads', '?')} threads, load "
+             f"average {data.get('load_average', '?')} (one run per size). Synthetic interactions: N / 2 users, "
+             "10 items each, item popularity ~ 1 / rank; d = 64, m = 8. k-means: `pq_kmeans: auto` (flat below "
+             "2^26 point-centroid distances per iteration, two levels above); flat and two_level both timed where "
+             "N x b allows. Quantisation error: squared error of the PQ reconstruction, % of the SVD vectors' energy.",
+             "", "| items N | b | SVD s | k-means s (auto) | flat s | two-level s | error flat | error two-level | "
+             "items sharing a tuple | unique_codes s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in data["records"]:
+        seconds, errors = r["seconds"], r["quantisation_error"]
+
+        def share(name):
+            return f"{100 * errors[name] / r['vector_energy']:.1f}%" if name in errors else ""
+        lines.append(f"| {r['n_items']:,} | {r['pq_b']:,} | {seconds['svd']:.1f} | {seconds['k_means']:.1f} | "
+                     f"{seconds.get('k_means_flat', '')} | {seconds.get('k_means_two_level', '')} | {share('flat')} | "
+                     f"{share('two_level')} | {r['items_sharing_a_tuple']:,} | {seconds['unique_codes']:.1f} |")
+    return lines + ["", "![assignment time](benchmarks/assignment.png)"]
+
+
 def main() -> int:
     parts = ["# Performance", "", "Every number below is rendered by `python benchmarks/report.py` from the JSON "
              "files in `docs/benchmarks/`, which the commands shown wrote. Ratios are taken within one run; the "
@@ -544,7 +565,8 @@ def main() -> int:
                           ("training.json", training_section),
                           ("train_modes.json", train_modes_section),
                           ("training_step.json", training_step_section),
-                          ("lisa_paths.json", lisa_paths_section)):
+                          ("lisa_paths.json", lisa_paths_section),
+                          ("assignment.json", assignment_section)):
         path = BENCH / name
         if path.is_file():
             parts += section(json.loads(path.read_text())) + [""]

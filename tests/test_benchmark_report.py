@@ -74,3 +74,17 @@ def test_seed_means_pick_the_default_on_mean_validation_over_complete_rows():
     assert "svd_pq unique" in next(line for line in text.splitlines() if line.startswith("| pq-unique |"))
     assert "Best compressed row on mean validation NDCG@10 (every seed measured): `pq-unique`" in text
     assert "abc1234" in text and "seeds 1, 2" in text
+
+
+def test_assignment_section_gives_each_size_its_seconds_and_error_shares():
+    from benchmarks.report import assignment_section
+
+    records = [{"n_items": 10000, "pq_b": 256, "seconds": {"svd": 0.4, "k_means": 10.5, "k_means_flat": 10.1,
+                                                            "k_means_two_level": 8.2, "unique_codes": 2.4},
+                "quantisation_error": {"auto": 50.0, "flat": 50.0, "two_level": 10.0}, "vector_energy": 200.0,
+                "items_sharing_a_tuple": 4341},
+               {"n_items": 10**6, "pq_b": 32768, "seconds": {"svd": 60.0, "k_means": 600.0, "unique_codes": 90.0},
+                "quantisation_error": {"auto": 1.0}, "vector_energy": 10.0, "items_sharing_a_tuple": 5}]
+    lines = assignment_section({"command": "python benchmarks/assignment.py", "cpu": "test CPU", "records": records})
+    assert "| 10,000 | 256 | 0.4 | 10.5 | 10.1 | 8.2 | 25.0% | 5.0% | 4,341 | 2.4 |" in lines
+    assert "| 1,000,000 | 32,768 | 60.0 | 600.0 |  |  |  |  | 5 | 90.0 |" in lines
