@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout:
 from benchmarks.harness import ROOT, commit, cpu  # noqa: E402
 
 JSON_DEFAULT = ROOT / "docs" / "benchmarks" / "defaults.json"
-VARIANTS = {  # name -> (model, overrides)
+VARIANTS = {  # name -> (model, overrides); svd_pq / svd_opq rows measured before pq_kmeans: auto pin flat
     "dense": ("DenseSASRec", {}),
     # the training speed-ups off (issue 28: quality unchanged by bf16 and length buckets)
     "dense-fp32": ("DenseSASRec", {"train_precision": "fp32"}),
@@ -46,19 +46,19 @@ VARIANTS = {  # name -> (model, overrides)
     "auto-b": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd"}),
     "auto-mb": ("SASRecJPQ", {"pq_m": "auto", "pq_b": "auto", "code_assignment": "svd"}),
     "m2-auto-b": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "svd"}),
-    "codes-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_pq"}),
+    "codes-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_pq", "pq_kmeans": "flat"}),
     "codes-bpr": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "bpr"}),
     "codes-random": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "random"}),
     "codes-qr": ("SASRecJPQ", {"pq_m": 2, "pq_b": "auto", "code_assignment": "qr"}),
-    "auto-b-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq"}),
+    "auto-b-svd_pq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq", "pq_kmeans": "flat"}),
     "auto-b-svd_pq-unique": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
-                                           "unique_codes": True}),  # every item its own code tuple
+                                           "unique_codes": True, "pq_kmeans": "flat"}),  # every item its own code tuple
     "auto-b-svd_pq-two-level": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
                                               "pq_kmeans": "two_level"}),  # k-means in two levels at every size
     "auto-b-svd_pq-two-level-unique": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
                                                      "pq_kmeans": "two_level", "unique_codes": True}),
-    "codes-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_opq"}),
-    "auto-b-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_opq"}),
+    "codes-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_opq", "pq_kmeans": "flat"}),
+    "auto-b-svd_opq": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_opq", "pq_kmeans": "flat"}),
     # sampled gBCE with negatives per sequence (the default) or per position (issue 29)
     "gbce-sequence": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd", "loss_type": "gBCE",
                                     "neg_sampling": "sequence"}),

@@ -458,10 +458,12 @@ def defaults_lines(data: dict) -> list[str]:
                           f"{100 * best['test_ndcg@10'] / dense['test_ndcg@10']:.0f}% of dense)." if dense else ""]
         lines.append("")
     return lines + ["![defaults](benchmarks/defaults.png)", "",
-                    "SASRecJPQ's defaults are `pq_b: auto` with `pq_m: 8` and `code_assignment: svd_pq` (the "
-                    "`auto-b-svd_pq` rows; `today` is the earlier default, svd codes with b = 256). On catalogues of up "
-                    "to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256, so there `codes-svd_pq` is the "
-                    "default model.", ""]
+                    "SASRecJPQ's defaults are `pq_b: auto` with `pq_m: 8`, `code_assignment: svd_pq` and `pq_kmeans: "
+                    "auto` (the `auto-b-svd_pq` rows below 16,384 items; `today` is the earlier default, svd codes "
+                    "with b = 256). On catalogues of up to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256, so "
+                    "there `codes-svd_pq` is the default model. From 16,384 items on (Video Games) the k-means runs in "
+                    "two levels: the `auto-b-svd_pq-two-level` rows of \"Defaults over seeds\". The svd_pq and svd_opq "
+                    "rows of this table were measured with flat k-means (their variants pin `pq_kmeans: flat`).", ""]
 
 
 def seed_mean_lines(data: dict) -> list[str]:
@@ -490,7 +492,9 @@ def seed_mean_lines(data: dict) -> list[str]:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for variant, group in by_variant.items():
             first, values = group[0], mean[variant]
-            codes = (first.get("code_assignment") or "") + (" unique" if first["overrides"].get("unique_codes") else "")
+            codes = " ".join([first.get("code_assignment") or ""]
+                             + (["two-level"] if first["overrides"].get("pq_kmeans") == "two_level" else [])
+                             + (["unique"] if first["overrides"].get("unique_codes") else []))
             mb = (f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)" if first["model"] != "DenseSASRec"
                   else f"{first['dense_item_table_mb']:.3g} (dense)")
             shares = [f"({100 * values[key] / dense[key]:.0f}%)" if dense else ""

@@ -55,11 +55,15 @@ def test_two_level_codes_are_nearest_within_their_cell_and_beat_flat_on_duplicat
     assert error <= 1.2 * nearest.sum()
 
 
-def test_auto_switches_to_two_levels_above_the_distance_budget(monkeypatch):
+def test_auto_switches_to_two_levels_above_the_distance_budget_or_the_catalogue_size(monkeypatch):
     points = vg_like(3000, 4, seed=2)
     flat = kmeans(points, 64, seed=3)
     np.testing.assert_array_equal(flat[1], flat_kmeans(points, 64, seed=3)[1])  # 3,000 x 64 is below the budget
     monkeypatch.setattr(assignment, "FLAT_KMEANS_ENTRIES", 1000)
+    np.testing.assert_array_equal(kmeans(points, 64, seed=3)[1], two_level_kmeans(points, 64, seed=3)[1])
+    monkeypatch.setattr(assignment, "FLAT_KMEANS_ENTRIES", 10**9)
+    np.testing.assert_array_equal(kmeans(points, 64, seed=3)[1], flat[1])
+    monkeypatch.setattr(assignment, "TWO_LEVEL_MIN_POINTS", 3000)  # a catalogue this large: two levels
     np.testing.assert_array_equal(kmeans(points, 64, seed=3)[1], two_level_kmeans(points, 64, seed=3)[1])
     np.testing.assert_array_equal(kmeans(points, 64, seed=3, quantiser="flat")[1], flat[1])
     with pytest.raises(ConfigError, match=r"pq_kmeans='lloyd' is not supported; use one of \['auto', 'flat', 'two_level'\]"):

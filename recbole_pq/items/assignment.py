@@ -35,6 +35,7 @@ TABLE_ASSIGNMENTS = ("svd_pq", "svd_opq")  # give starting sub-item tables with 
 OPQ_ITERATIONS = 4  # rotation updates after the variance-balancing start
 KMEANS_POINTS_PER_CENTROID = 256  # k-means trains on at most this many points per centroid (as FAISS does)
 FLAT_KMEANS_ENTRIES = 2**26  # pq_kmeans auto: above this many point-centroid distances per iteration, two levels
+TWO_LEVEL_MIN_POINTS = 2**14  # pq_kmeans auto: two levels from this many items on (measured: see kmeans)
 KMEANS_QUANTISERS = ("auto", "flat", "two_level")
 TIE_CANDIDATES = 32  # cheapest single-split moves kept per tied item before a full sort of its m x b moves
 TIE_PAIR_POOL = 512  # two-split changes are drawn from this many cheapest single-split ones
@@ -131,14 +132,16 @@ def bpr_codes(user_ids: np.ndarray, item_ids: np.ndarray, n_users: int, n_items:
 def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20,
            quantiser: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(b, k) centroids and (n,) codes of the (n, k) points by ``quantiser``: flat
-    (``flat_kmeans``), two_level (``two_level_kmeans``), or auto: two_level where one flat
-    iteration would compute more than FLAT_KMEANS_ENTRIES point-centroid distances (large
-    catalogues with ``pq_b: auto``: 1M items x 2^15 codes is hours flat, minutes in two levels)."""
+    (``flat_kmeans``), two_level (``two_level_kmeans``), or auto: two_level from
+    TWO_LEVEL_MIN_POINTS points on, or where one flat iteration would compute more than
+    FLAT_KMEANS_ENTRIES point-centroid distances (1M items x 2^15 codes is hours flat).  Chosen
+    on validation NDCG@10 (docs/QUALITY.md, "Defaults over seeds"): two levels beat flat on
+    Amazon Video Games (23.7K items) and lost on ml-100k (1.7K items)."""
     if quantiser not in KMEANS_QUANTISERS:
         raise ConfigError(f"pq_kmeans='{quantiser}' is not supported; use one of {list(KMEANS_QUANTISERS)}.")
     if quantiser == "auto":
         train = min(len(points), KMEANS_POINTS_PER_CENTROID * b)
-        quantiser = "two_level" if train * b > FLAT_KMEANS_ENTRIES else "flat"
+        quantiser = "two_level" if len(points) >= TWO_LEVEL_MIN_POINTS or train * b > FLAT_KMEANS_ENTRIES else "flat"
     if quantiser == "two_level" and len(points) >= b >= 4:
         return two_level_kmeans(points, b, seed, iterations)
     return flat_kmeans(points, b, seed, iterations)
