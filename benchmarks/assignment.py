@@ -12,7 +12,7 @@ seconds and squared quantisation error of the SVD vectors.
 Each size gets synthetic interactions: N / 2 users with ``--per-user`` items each, item
 popularity Zipf-like (exponent 1, as in real catalogues: a long tail of rarely seen items,
 whose SVD vectors coincide -- what the tie breaking works on).  One run per size (a
-one-time cost of minutes; the machine's load is in the JSON).  Writes
+one-time cost before training; the machine's load is in the JSON).  Writes
 docs/benchmarks/assignment.json and .png.
 """
 

@@ -134,7 +134,7 @@ def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20,
     """(b, k) centroids and (n,) codes of the (n, k) points by ``quantiser``: flat
     (``flat_kmeans``), two_level (``two_level_kmeans``), or auto: two_level from
     TWO_LEVEL_MIN_POINTS points on, or where one flat iteration would compute more than
-    FLAT_KMEANS_ENTRIES point-centroid distances (1M items x 2^15 codes is hours flat).  Chosen
+    FLAT_KMEANS_ENTRIES point-centroid distances (1M items x 2^15 codes: 2^35 per split).  Chosen
     on validation NDCG@10 (docs/QUALITY.md, "Defaults over seeds"): two levels beat flat on
     Amazon Video Games (23.7K items) and lost on ml-100k (1.7K items)."""
     if quantiser not in KMEANS_QUANTISERS:
