@@ -475,7 +475,8 @@ def seed_mean_lines(data: dict) -> list[str]:
              f"docs/benchmarks/defaults_seeds.json` (CPU: {data.get('cpu', '?')}); code: "
              f"{', '.join(sorted({str(r.get('commit', '?')) for r in data['records']}))}. Rows as in the table above "
              "(RecBole's ranking; history excluded from the same checkpoint), each at every seed listed; "
-             "% of dense: a row's mean test NDCG@10 over DenseSASRec's mean.", ""]
+             "% of dense: a row's mean test NDCG@10 over DenseSASRec's mean, both over the seeds they share "
+             "(named when that is not all of the row's).", ""]
     for dataset, epochs in sorted({(r["dataset"], r["epochs"]) for r in data["records"]}):
         rows = [r for r in data["records"] if (r["dataset"], r["epochs"]) == (dataset, epochs)]
         variants = list(dict.fromkeys(r["variant"] for r in rows))
@@ -484,7 +485,16 @@ def seed_mean_lines(data: dict) -> list[str]:
         mean = {v: {key: statistics.fmean(r[key] for r in group) for key in
                     ("valid_ndcg@10", "test_ndcg@10", "test_ndcg@10_history_excluded")}
                 for v, group in by_variant.items()}
-        dense = mean.get("dense")
+        dense_by_seed = {r["seed"]: r for r in by_variant.get("dense", [])}
+
+        def share(group: list[dict], key: str) -> str:
+            common = [r for r in group if r["seed"] in dense_by_seed]
+            if not common:
+                return ""
+            ratio = statistics.fmean(r[key] for r in common) / statistics.fmean(dense_by_seed[r["seed"]][key]
+                                                                                 for r in common)
+            named = "" if len(common) == len(group) else f", seed {' / '.join(str(r['seed']) for r in common)}"
+            return f"({100 * ratio:.0f}%{named})"
         lines += [f"**{dataset}**, {epochs} epochs, {rows[0]['n_items']:,} items, seeds "
                   f"{', '.join(map(str, seeds))}", "",
                   "| row | m | b | codes | item MB (× smaller) | seeds | valid NDCG@10 per seed | valid mean | "
@@ -497,10 +507,10 @@ def seed_mean_lines(data: dict) -> list[str]:
                              + (["unique"] if first["overrides"].get("unique_codes") else []))
             mb = (f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)" if first["model"] != "DenseSASRec"
                   else f"{first['dense_item_table_mb']:.3g} (dense)")
-            shares = [f"({100 * values[key] / dense[key]:.0f}%)" if dense else ""
-                      for key in ("test_ndcg@10", "test_ndcg@10_history_excluded")]
+            shares = [share(group, key) for key in ("test_ndcg@10", "test_ndcg@10_history_excluded")]
             lines.append(f"| {variant} | {first['pq_m'] or ''} | {first['pq_b'] or ''} | {codes} | {mb} | "
-                         f"{len(group)} | {' / '.join(format(r['valid_ndcg@10'], '.4f') for r in group)} | "
+                         f"{', '.join(str(r['seed']) for r in group)} | "
+                         f"{' / '.join(format(r['valid_ndcg@10'], '.4f') for r in group)} | "
                          f"{values['valid_ndcg@10']:.4f} | {values['test_ndcg@10']:.4f} {shares[0]} | "
                          f"{values['test_ndcg@10_history_excluded']:.4f} {shares[1]} |")
         complete = [v for v in variants if v != "dense" and len(by_variant[v]) == len(seeds)]

@@ -70,7 +70,12 @@ def test_seed_means_pick_the_default_on_mean_validation_over_complete_rows():
                _defaults_row("one-seed", 1, 0.050, 0.040, 0.050)]  # best on validation, but one seed only
     text = "\n".join(seed_mean_lines({"records": records, "cpu": "test CPU"}))
     pq_row = next(line for line in text.splitlines() if line.startswith("| pq |"))
-    assert "0.0380 / 0.0360 | 0.0370 | 0.0320 (91%) | 0.0380 (81%)" in pq_row  # means; % of dense's means
+    assert "| 1, 2 | 0.0380 / 0.0360 | 0.0370 | 0.0320 (91%) | 0.0380 (81%)" in pq_row  # means; % of dense's means
+    late = seed_mean_lines({"records": [_defaults_row("dense", 2, 0.04, 0.034, 0.046, model="DenseSASRec"),
+                                        _defaults_row("late", 2, 0.030, 0.017, 0.023),
+                                        _defaults_row("late", 3, 0.030, 0.020, 0.020)]})
+    late_row = next(line for line in late if line.startswith("| late |"))
+    assert "| 2, 3 | 0.0300 / 0.0300 | 0.0300 | 0.0185 (50%, seed 2) | 0.0215 (50%, seed 2) |" in late_row
     assert "svd_pq unique" in next(line for line in text.splitlines() if line.startswith("| pq-unique |"))
     assert "Best compressed row on mean validation NDCG@10 (every seed measured): `pq-unique`" in text
     assert "abc1234" in text and "seeds 1, 2" in text
