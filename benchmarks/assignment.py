@@ -108,8 +108,12 @@ def main(argv=None) -> int:
                         help="also time flat and two-level k-means where N x b is at most this")
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     args = parser.parse_args(argv)
+    import numpy as np
     import torch  # noqa: F401  (so machine() records its version and threads)
 
+    from recbole_pq.items.assignment import kmeans
+
+    kmeans(np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32), 64, seed=0)  # warm-up: first torch calls
     records = []
     for size in args.sizes:
         records.append(measure(int(size), args.per_user, args.seed, args.flat_limit))

@@ -535,18 +535,22 @@ def assignment_section(data: dict) -> list[str]:
     lines = ["## Code assignment before training (svd_pq, pq_b: auto)", "",
              f"Command: `{data['command']}` — CPU: {data['cpu']}, {data.get('torch_threads', '?')} threads, load "
              f"average {data.get('load_average', '?')} (one run per size). Synthetic interactions: N / 2 users, "
-             "10 items each, item popularity ~ 1 / rank; d = 64, m = 8. k-means: `pq_kmeans: auto` (flat below "
-             "2^26 point-centroid distances per iteration, two levels above); flat and two_level both timed where "
-             "N x b allows. Quantisation error: squared error of the PQ reconstruction, % of the SVD vectors' energy.",
-             "", "| items N | b | SVD s | k-means s (auto) | flat s | two-level s | error flat | error two-level | "
-             "items sharing a tuple | unique_codes s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "10 items each, item popularity ~ 1 / rank; d = 64, m = 8. k-means: `pq_kmeans: auto` (two levels from "
+             "16,384 items or 2^26 point-centroid distances per iteration on, flat below); flat and two_level both "
+             "timed where N x b allows. Quantisation error: squared error of the PQ reconstruction, % of the SVD vectors' energy.",
+             "", "| items N | b | SVD s | k-means s (auto) | flat s | two-level s | error (auto) | error flat | "
+             "error two-level | items sharing a tuple | unique_codes s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["records"]:
         seconds, errors = r["seconds"], r["quantisation_error"]
 
         def share(name):
-            return f"{100 * errors[name] / r['vector_energy']:.1f}%" if name in errors else ""
+            if name not in errors:
+                return ""
+            percent = 100 * errors[name] / r["vector_energy"]
+            return f"{percent:.1f}%" if percent >= 1 else f"{percent:.2f}%"
         lines.append(f"| {r['n_items']:,} | {r['pq_b']:,} | {seconds['svd']:.1f} | {seconds['k_means']:.1f} | "
-                     f"{seconds.get('k_means_flat', '')} | {seconds.get('k_means_two_level', '')} | {share('flat')} | "
+                     f"{seconds.get('k_means_flat', '')} | {seconds.get('k_means_two_level', '')} | {share('auto')} | "
+                     f"{share('flat')} | "
                      f"{share('two_level')} | {r['items_sharing_a_tuple']:,} | {seconds['unique_codes']:.1f} |")
     return lines + ["", "![assignment time](benchmarks/assignment.png)"]
 
