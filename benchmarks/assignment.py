@@ -5,8 +5,8 @@
 SASRecJPQ's defaults (``code_assignment: svd_pq``, ``pq_m: 8``, ``pq_b: auto``, d = 64) run a
 truncated SVD of the training user x item matrix and one k-means of b centroids per split
 before the first epoch; ``pq_b: auto`` grows b with the catalogue (2^15 at 1M items), and
-k-means costs N x b x d per iteration (``pq_kmeans: auto`` switches to two levels above 2^26
-distances per iteration).  With ``unique_codes`` the ties are then broken.  Where a flat k-means
+k-means costs N x b x d per iteration (``pq_kmeans: auto`` switches to two levels from 16,384
+items or 2^26 distances per iteration on).  With ``unique_codes`` the ties are then broken.  Where a flat k-means
 is affordable (N x b <= ``--flat-limit``) both quantisers run, and the JSON has each one's
 seconds and squared quantisation error of the SVD vectors.
 Each size gets synthetic interactions: N / 2 users with ``--per-user`` items each, item
@@ -48,6 +48,7 @@ def measure(n_items: int, per_user: int, seed: int, flat_limit: float) -> dict:
     import numpy as np
 
     from recbole_pq.items import assignment
+    from recbole_pq.items.diagnostics import code_usage
     from recbole_pq.items.sizing import auto_codes_per_split
 
     b = auto_codes_per_split(n_items, DIM, SPLITS)
@@ -68,13 +69,12 @@ def measure(n_items: int, per_user: int, seed: int, flat_limit: float) -> dict:
     start = time.perf_counter()
     unique = assignment.break_code_ties(codes, vectors, centroids)
     seconds["unique_codes"] = time.perf_counter() - start
-    _, counts = np.unique(codes, axis=0, return_counts=True)
     return {"n_items": n_items, "pq_m": SPLITS, "pq_b": b, "hidden_size": DIM, "users": n_users,
             "interactions": len(items), "seen_items": int(len(np.unique(items))),
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
             "quantisation_error": {k: round(v, 2) for k, v in errors.items()},
             "vector_energy": round(float((vectors ** 2).sum()), 2),
-            "items_sharing_a_tuple": int(counts[counts > 1].sum()),
+            "items_sharing_a_tuple": code_usage(codes, b)["items_sharing_a_code_tuple"],
             "items_moved_by_unique_codes": int((unique != codes).any(1).sum()),
             "tuples_after_unique_codes": int(len(np.unique(unique, axis=0)))}
 
