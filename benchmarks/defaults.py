@@ -64,7 +64,16 @@ VARIANTS = {  # name -> (model, overrides); svd_pq / svd_opq rows measured befor
                                     "neg_sampling": "sequence"}),
     "gbce-position": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd", "loss_type": "gBCE",
                                     "neg_sampling": "position"}),
+    # a dense head: the most popular items' own residuals in what the 10x budget leaves
+    # (pq_dense_head auto), beside b auto (512 on Video Games) or b = 256 (uint8 codes: more head)
+    "auto-b-svd_pq-two-level-head": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
+                                                   "pq_kmeans": "two_level", "pq_dense_head": "auto"}),
+    "b256-svd_pq-two-level-head": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_pq",
+                                                 "pq_kmeans": "two_level", "pq_dense_head": "auto"}),
 }
+for _model, _overrides in VARIANTS.values():  # rows measured before the dense head existed have none
+    if _model == "SASRecJPQ":
+        _overrides.setdefault("pq_dense_head", 0)
 
 
 def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
@@ -79,7 +88,7 @@ def run_row(dataset: str, variant: str, epochs: int, seed: int) -> dict:
     items = model_obj.items
     return {"dataset": dataset, "variant": variant, "model": model, "overrides": overrides,
             "pq_m": getattr(items, "m", None), "pq_b": getattr(items, "b", None),
-            "hidden_size": config["hidden_size"], "n_items": items.n_items - 1,
+            "dense_head": getattr(items, "n_head", None), "hidden_size": config["hidden_size"], "n_items": items.n_items - 1,
             "dense_item_table_mb": items.n_items * config["hidden_size"] * 4 / 2**20,
             "valid_ndcg@10": round(float(best_valid["ndcg@10"]), 5), "test_ndcg@10": round(float(test_result["ndcg@10"]), 5),
             "test_recall@10": round(float(test_result["recall@10"]), 5), "epochs": epochs,

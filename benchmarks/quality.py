@@ -504,7 +504,8 @@ def seed_mean_lines(data: dict) -> list[str]:
             first, values = group[0], mean[variant]
             codes = " ".join([first.get("code_assignment") or ""]
                              + (["two-level"] if first["overrides"].get("pq_kmeans") == "two_level" else [])
-                             + (["unique"] if first["overrides"].get("unique_codes") else []))
+                             + (["unique"] if first["overrides"].get("unique_codes") else [])
+                             + ([f"+ dense head {first['dense_head']}"] if first.get("dense_head") else []))
             mb = (f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)" if first["model"] != "DenseSASRec"
                   else f"{first['dense_item_table_mb']:.3g} (dense)")
             shares = [share(group, key) for key in ("test_ndcg@10", "test_ndcg@10_history_excluded")]

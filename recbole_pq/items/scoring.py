@@ -12,7 +12,10 @@ Three scorers behind one interface:
   lists of the best sub-items, until a bound proves the top-k final (numba).
 
 Every scorer offers ``scores(q, items) -> (B, N)`` and ``topk(q, items, k) ->
-(values, ids)``; item 0 (RecBole's padding) is never recommended.  ``scores`` and
+(values, ids)``; item 0 (RecBole's padding) is never recommended.  The scorers that read
+the codes score an item table's dense head (``ItemCodeEmbedding.head_ids``) apart, exactly:
+``scores`` overwrites the head's columns, ``topk`` merges the head's scores with the codes'
+top-k of the other items (``Scorer._topk_with_head``).  ``scores`` and
 ``topk`` of one scorer use the same arithmetic, so they rank identically.  Items with
 equal scores (RecJPQ gives items with equal code tuples bit-equal scores) are listed
 lower id first by every scorer, so the scorers' rankings, and the metrics computed from
@@ -50,14 +53,19 @@ def _topk_without_padding(scores: torch.Tensor, k: int):
 
 def ties_by_id(values: torch.Tensor, ids: torch.Tensor):
     """(B, k) top-k rows reordered best first, equal scores lower id first."""
+    return best_k_by_id(values, ids, values.shape[1])
+
+
+def best_k_by_id(values: torch.Tensor, ids: torch.Tensor, k: int):
+    """The k best of (B, C) candidates, best first, equal scores lower id first."""
     if values.device.type == "cpu" and not values.requires_grad:
         # numpy's lexsort on a few rows costs ~2 us against ~14 us for torch's four sorts and
         # gathers: it matters when one user's whole top-k takes 0.3 ms (scorer prune)
-        v, i = scan.best_k(values.numpy(), ids.numpy(), values.shape[1])
+        v, i = scan.best_k(values.numpy(), ids.numpy(), k)
         return torch.from_numpy(v), torch.from_numpy(i)
     by_id = torch.argsort(ids, dim=1)
     values, ids = torch.gather(values, 1, by_id), torch.gather(ids, 1, by_id)
-    by_value = torch.argsort(values, dim=1, descending=True, stable=True)
+    by_value = torch.argsort(values, dim=1, descending=True, stable=True)[:, :k]
     return torch.gather(values, 1, by_value), torch.gather(ids, 1, by_value)
 
 
@@ -74,12 +82,28 @@ def drop_excluded(values: torch.Tensor, ids: torch.Tensor, exclude: torch.Tensor
     return torch.cat(out_values), torch.cat(out_ids)
 
 
+def has_head(items) -> bool:
+    """Whether an item table has a dense head (items with their own residual vector)."""
+    return bool(getattr(items, "n_head", 0))
+
+
 class Scorer:
     """Interface: all-item scores and top-k for (B, d) queries."""
 
     name = "abstract"
+    # True: the scores come from the codes (sub_item_scores), which leave out a dense head's
+    # residuals, so the head is scored apart (head_scores)
+    reads_codes = False
+    _head_extra = 0  # how much wider than k the last top-k of a table with a dense head had to scan
 
     def scores(self, query: torch.Tensor, items: ItemTable) -> torch.Tensor:
+        """(B, N) scores of every item (column 0, padding, included)."""
+        scores = self._scores(query, items)
+        if self.reads_codes and has_head(items):
+            scores[:, items.head_ids.long()] = items.head_scores(query).to(scores.dtype)
+        return scores
+
+    def _scores(self, query, items):
         raise NotImplementedError
 
     def topk(self, query: torch.Tensor, items: ItemTable, k: int, exclude: torch.Tensor | None = None):
@@ -92,29 +116,58 @@ class Scorer:
         if exclude is not None and exclude.numel():
             wide = min(k + int((exclude > 0).sum(1).max()), items.n_items - 1)
             return drop_excluded(*self.topk(query, items, wide), exclude, k)
+        if self.reads_codes and has_head(items):
+            return self._topk_with_head(query, items, k)
         values, ids = self._topk(query, items, k)
         return (values, ids) if self._ordered(query) else ties_by_id(values, ids)
+
+    def _topk_with_head(self, query, items, k):
+        """Top-k of an item table with a dense head: the codes' top-k is asked wider until
+        every row holds k items outside the head (whose code scores leave out their
+        residuals); those k and the head's exact scores are merged.  Exact: no item outside a
+        row's candidates can beat its k-th.  The head's items score high (they are the
+        popular ones), so the width starts at what the last call needed (at least 2k): one
+        scan per call, as a rule."""
+        head = items.head_ids.long()
+        most = items.n_items - 1
+        wide = min(most, k + max(self._head_extra, min(items.n_head, k)))
+        while True:
+            values, ids = self._topk(query, items, wide)
+            in_head = torch.isin(ids, head)
+            missing = int((k - (~in_head).sum(1)).max())
+            if missing <= 0 or wide == most:
+                break
+            wide = min(most, max(wide + missing, 2 * wide))
+        # the width this call needed: where its rows' k-th item outside the head stood
+        reached = (~in_head).cumsum(1) >= k
+        needed = torch.where(reached.any(1), reached.int().argmax(1) + 1, torch.full_like(reached[:, 0], wide, dtype=torch.long))
+        self._head_extra = int(needed.max()) - k
+        head_scores = items.head_scores(query).to(values.dtype)
+        candidates = torch.cat([values.masked_fill(in_head, float("-inf")), head_scores], dim=1)
+        candidate_ids = torch.cat([ids, head.to(ids.dtype).expand(len(ids), -1)], dim=1)
+        return best_k_by_id(candidates, candidate_ids, k)
 
     def _ordered(self, query) -> bool:
         """Whether ``_topk``'s rows are already best first, equal scores lower id first."""
         return False
 
     def _topk(self, query, items, k):
-        return _topk_without_padding(self.scores(query, items), k)
-
+        """(values, ids) of the top-k by ``_scores`` (the codes alone where ``reads_codes``)."""
+        return _topk_without_padding(self._scores(query, items), k)
 
 class DefaultScorer(Scorer):
     name = "default"
 
-    def scores(self, query, items):
+    def _scores(self, query, items):
         return query @ items.reconstruct().T
 
 
 class RecJPQScorer(Scorer):
     name = "recjpq"
+    reads_codes = True
     index_chunk = 1 << 22  # items whose codes are widened to int64 at a time (not all N at once)
 
-    def scores(self, query, items):
+    def _scores(self, query, items):
         sub_scores = items.sub_item_scores(query)  # (B, m, b)
         scores = torch.zeros(query.shape[0], items.n_items, dtype=sub_scores.dtype, device=query.device)
         for split in range(items.m):
@@ -139,6 +192,7 @@ class PQTopKScorer(Scorer):
     tensors are on the CPU)."""
 
     name = "pqtopk"
+    reads_codes = True
 
     def __init__(self, chunk_size: int = 16384, backend: str = "auto"):
         if chunk_size < 1:
@@ -152,7 +206,7 @@ class PQTopKScorer(Scorer):
     def _use_fused(self, query) -> bool:
         return self.backend != "torch" and scan.available() and query.device.type == "cpu"
 
-    def scores(self, query, items):
+    def _scores(self, query, items):
         sub_scores = items.sub_item_scores(query)
         return torch.cat(
             [pq_chunk_scores(sub_scores, items.codes[s:s + self.chunk_size])

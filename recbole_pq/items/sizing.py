@@ -8,6 +8,10 @@ memory a user gives up anyway: the largest b (a power of two, at most 2^15 for i
 that keeps the whole representation at least ``COMPRESSION_TARGET`` times smaller than a
 dense float32 N x d table -- and never below ``MIN_CODES`` (the long-standing default),
 where the catalogue is too small for compression to matter.
+
+``pq_dense_head: auto`` spends what is left of that budget after codes and tables on a
+dense head: residual vectors of the most popular items (``ItemCodeEmbedding``), as many
+as fit (none where codes and tables already use the budget, e.g. ml-100k and ML-1M).
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ def representation_bytes(n_items: int, dim: int, m: int, b: int) -> int:
     return n_items * m * code_dtype(b).itemsize + b * dim * 4
 
 
+def head_bytes(n_head: int, dim: int) -> int:
+    """Bytes of a dense head: a d-wide float32 residual and an int32 id per head item."""
+    return n_head * (dim * 4 + 4)
+
+
+def auto_dense_head(n_items: int, dim: int, m: int, b: int) -> int:
+    """``pq_dense_head: auto``: the most head items that keep codes + tables + head at least
+    ``COMPRESSION_TARGET`` times smaller than dense (0 when codes and tables use it all)."""
+    spare = n_items * dim * 4 // COMPRESSION_TARGET - representation_bytes(n_items, dim, m, b)
+    return int(max(0, min(n_items - 1, spare // head_bytes(1, dim))))
+
+
 def auto_codes_per_split(n_items: int, dim: int, m: int) -> int:
     """``pq_b: auto`` for a catalogue of ``n_items`` (padding included): see the module doc."""
     dense = n_items * dim * 4
@@ -49,7 +65,7 @@ def auto_splits(dim: int) -> int:
 
 
 def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
-    """(m, b) of a configuration, ``auto`` values chosen from the catalogue and written back
+    """(m, b) of a configuration (and its ``pq_dense_head``), ``auto`` values chosen from the catalogue and written back
     into the config (so the checkpoint records the numbers) and logged."""
     dim = config["hidden_size"]
     quotient_remainder = config["code_assignment"] == "qr"  # two codes that tell every item apart
@@ -61,6 +77,9 @@ def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
         config["pq_b"] = (math.isqrt(n_items - 1) + 1 if quotient_remainder
                           else auto_codes_per_split(n_items, dim, config["pq_m"]))
         chosen.append(f"pq_b={config['pq_b']}")
+    if config["pq_dense_head"] == "auto":
+        config["pq_dense_head"] = auto_dense_head(n_items, dim, config["pq_m"], config["pq_b"])
+        chosen.append(f"pq_dense_head={config['pq_dense_head']}")
     if chosen:
         getLogger().info("sub-item tables sized for %d items, d=%d: %s (auto; item representation >= %dx smaller "
                          "than dense where the catalogue allows)", n_items - 1, dim, ", ".join(chosen),

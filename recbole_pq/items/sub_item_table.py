@@ -20,12 +20,19 @@ class ItemCodeEmbedding(nn.Module):
     ``sub_item_embeddings[s, codes[item, s]]``.  The codes are a buffer, so they are
     saved in (and restored from) the model's state_dict; they are never trained.
     A compressed ``ItemTable`` (``recbole_pq.items.table``).
+
+    Dense head (``head_ids``): a few items (the most popular ones) also own a learned
+    residual, added to their sub-item vector, so the items most targets are about are not
+    limited to what their shared sub-items can say.  ``head_ids`` (H,) are sorted item ids,
+    ``head_residuals`` (H, d) start at zero (the model starts from the codes' vectors).
+    The PQ scorers score the codes (``sub_item_scores``) and then the head exactly
+    (``head_scores``, recbole_pq.items.scoring).
     """
 
     compressed = True
 
     def __init__(self, codes: np.ndarray | torch.Tensor, b: int, dim: int, init_std: float = 0.02,
-                 sub_item_init: np.ndarray | None = None):
+                 sub_item_init: np.ndarray | None = None, head_ids: np.ndarray | torch.Tensor | None = None):
         """``sub_item_init``: (m, b, d/m) starting tables (e.g. PQ centroids), rescaled as a
         whole to standard deviation ``init_std`` so the rest of the model sees the scale it
         was initialised for; random N(0, init_std) when None."""
@@ -50,7 +57,21 @@ class ItemCodeEmbedding(nn.Module):
                 raise ValueError(f"sub_item_init must be (m, b, d/m) = {(m, b, self.sub_dim)}, got {tuple(tables.shape)}")
             tables = tables * (init_std / tables.std().clamp(min=1e-12))
         self.sub_item_embeddings = nn.Parameter(tables)
+        head = torch.as_tensor(np.asarray([] if head_ids is None else head_ids, dtype=np.int64))
+        if head.dim() != 1 or (head.numel() and (int(head.min()) < 1 or int(head.max()) >= n_items
+                                                   or bool((head[1:] <= head[:-1]).any()))):
+            raise ValueError(f"head_ids must be increasing item ids in [1, {n_items}), got {head.tolist()[:8]}...")
+        self.n_head = int(head.numel())
+        self.register_buffer("head_ids", head.to(torch.int32))  # int32: stored bytes are counted
+        self.head_residuals = nn.Parameter(torch.zeros(self.n_head, dim))
         self._cache = DerivedCache()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the dense head have no head entries: they hold no head
+        for name, empty in (("head_ids", self.head_ids), ("head_residuals", self.head_residuals)):
+            if prefix + name not in state_dict and not self.n_head:
+                state_dict[prefix + name] = empty.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids -> (..., m) int64 codes."""
@@ -60,7 +81,21 @@ class ItemCodeEmbedding(nn.Module):
         """(...,) item ids -> (..., d) embeddings."""
         codes = self.item_codes(item_ids)  # (..., m)
         splits = torch.arange(self.m, device=codes.device)
-        return self.sub_item_embeddings[splits, codes].flatten(-2)  # (..., m, d/m) -> (..., d)
+        vectors = self.sub_item_embeddings[splits, codes].flatten(-2)  # (..., m, d/m) -> (..., d)
+        if not self.n_head:
+            return vectors
+        slot = torch.searchsorted(self.head_ids, item_ids.to(torch.int32)).clamp(max=self.n_head - 1)
+        in_head = (self.head_ids[slot] == item_ids).unsqueeze(-1)
+        return torch.where(in_head, vectors + self.head_residuals[slot], vectors)
+
+    def head_scores(self, query: torch.Tensor) -> torch.Tensor:
+        """(B, d) queries -> (B, H) exact scores of the head items (``head_ids``' order)."""
+        def compute():
+            return self.forward(self.head_ids.long())
+
+        vectors = compute() if torch.is_grad_enabled() else self._cache.get(
+            "head", (self.codes, self.sub_item_embeddings, self.head_ids, self.head_residuals), compute)
+        return query @ vectors.T
 
     def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
         """(B, d) queries -> (B, m, b): dot product of each query part with each sub-item embedding."""
@@ -79,17 +114,21 @@ class ItemCodeEmbedding(nn.Module):
 
         if torch.is_grad_enabled():
             return compute()
-        return self._cache.get("items", (self.codes, self.sub_item_embeddings), compute)
+        return self._cache.get("items", (self.codes, self.sub_item_embeddings, self.head_ids, self.head_residuals),
+                               compute)
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes of this representation vs a dense float32 N x d table."""
         dense = self.n_items * self.dim * 4
         codes = self.codes.numel() * self.codes.element_size()
         tables = self.sub_item_embeddings.numel() * self.sub_item_embeddings.element_size()
-        return {"dense": dense, "codes": codes, "sub_item_tables": tables, "compressed": codes + tables}
+        head = self.head_ids.numel() * self.head_ids.element_size() + self.head_residuals.numel() * 4
+        return {"dense": dense, "codes": codes, "sub_item_tables": tables, "dense_head": head,
+                "compressed": codes + tables + head}
 
     def extra_repr(self) -> str:
-        return f"n_items={self.n_items}, m={self.m}, b={self.b}, dim={self.dim}"
+        head = f", dense head={self.n_head}" if self.n_head else ""
+        return f"n_items={self.n_items}, m={self.m}, b={self.b}, dim={self.dim}{head}"
 
 
 def check_pq_config(config, n_items: int | None = None) -> None:
@@ -104,8 +143,13 @@ def check_pq_config(config, n_items: int | None = None) -> None:
     top = "the number of items" if n_items is None else n_items - 1
     if b != "auto" and (not isinstance(b, int) or b < 2 or (n_items is not None and b > n_items - 1)):
         raise ConfigError(f"pq_b={b} must be an integer in [2, {top}] (the number of items), or auto.")
-    if n_items is not None and "auto" in (m, b):  # auto is chosen from the catalogue when the model is built
-        raise ValueError("resolve pq_m/pq_b (sizing.resolve_codebook_sizes) before the catalogue check")
+    head = config["pq_dense_head"]
+    if head not in (None, "auto") and (isinstance(head, bool) or not isinstance(head, int) or head < 0
+                                       or (n_items is not None and head > n_items - 1)):
+        raise ConfigError(f"pq_dense_head={head!r} must be an integer in [0, {top}] (items with their own residual "
+                          f"vector, the most popular first; 0: none), or auto.")
+    if n_items is not None and "auto" in (m, b, head):  # auto is chosen from the catalogue when the model is built
+        raise ValueError("resolve pq_m/pq_b/pq_dense_head (sizing.resolve_codebook_sizes) before the catalogue check")
     check_code_assignment(config)
 
 
@@ -152,4 +196,21 @@ def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
     for message in starvation_warnings(n_items, config["hidden_size"], m, b):
         getLogger().warning("%s.", message)
     codes, tables = codes_and_tables_for_dataset(config["code_assignment"], m, b, config, dataset)
-    return ItemCodeEmbedding(codes, b, config["hidden_size"], init_std=config["initializer_range"], sub_item_init=tables)
+    return ItemCodeEmbedding(codes, b, config["hidden_size"], init_std=config["initializer_range"], sub_item_init=tables,
+                             head_ids=head_item_ids(config, dataset, config["pq_dense_head"] or 0))
+
+
+def head_item_ids(config, dataset, n_head: int) -> np.ndarray:
+    """(n_head,) increasing ids of the items most often in the training interactions (ties:
+    lower id).  A catalogue rebuilt from a checkpoint (``from_checkpoint``) has no
+    interactions: placeholder ids, which the checkpoint's weights replace."""
+    from recbole_pq.data.seq2seq import training_user_item
+
+    if not n_head:
+        return np.zeros(0, dtype=np.int64)
+    if getattr(dataset, "from_checkpoint", False):
+        return np.arange(1, n_head + 1)
+    n_items = dataset.num(config["ITEM_ID_FIELD"])
+    counts = np.bincount(training_user_item(dataset, config)[1], minlength=n_items)
+    counts[0] = -1  # padding is never in the head
+    return np.sort(np.argsort(-counts, kind="stable")[:n_head])

@@ -257,10 +257,13 @@ class PQSequentialRecommender(SequentialRecommender):
             getLogger().info("item representation: dense %d x %d float32 = %.3f MB (stored as is)",
                              self.items.n_items, self.items.dim, mem["dense"] / 2**20)
             return
+        head = mem.get("dense_head", 0)
         getLogger().info(
-            "item representation: dense %d x %d float32 = %.3f MB; codes + sub-item tables = %.3f MB "
-            "(%.3f + %.3f); compression %.1fx",
-            self.items.n_items, self.items.dim, mem["dense"] / 2**20, mem["compressed"] / 2**20,
-            mem["codes"] / 2**20, mem["sub_item_tables"] / 2**20, mem["dense"] / mem["compressed"])
+            "item representation: dense %d x %d float32 = %.3f MB; codes + sub-item tables%s = %.3f MB "
+            "(%.3f + %.3f%s); compression %.1fx",
+            self.items.n_items, self.items.dim, mem["dense"] / 2**20,
+            f" + dense head of {self.items.n_head} items" if head else "", mem["compressed"] / 2**20,
+            mem["codes"] / 2**20, mem["sub_item_tables"] / 2**20, f" + {head / 2**20:.3f}" if head else "",
+            mem["dense"] / mem["compressed"])
         if self.items.compressed:
             getLogger().info("item codes: %s", code_usage(self.items.codes[1:].cpu().numpy(), self.items.b))

@@ -34,6 +34,8 @@ class _InferenceConfig(dict):
 class _Catalogue:
     """What a model's constructor reads of RecBole's Dataset, from the checkpoint."""
 
+    from_checkpoint = True  # no interactions: what data would choose (codes, dense head) comes from the weights
+
     def __init__(self, config, item_tokens: list[str]):
         self.item_field = config["ITEM_ID_FIELD"]
         self.field2id_token = {self.item_field: np.asarray(item_tokens, dtype=object)}

@@ -146,6 +146,7 @@ class ShardedScorer(Scorer):
     directory); on a cluster it must be a path every node can read."""
 
     name = "sharded"
+    reads_codes = True
 
     def __init__(self, items, shards: int, ray_address: str | None = None, shard_dir: str | Path | None = None,
                  threads_per_shard: int | None = None):
@@ -159,7 +160,7 @@ class ShardedScorer(Scorer):
         np.save(codes_file, np.ascontiguousarray(items.codes.cpu().numpy()))
         self.pool = ShardPool(codes_file, shards, ray_address, threads_per_shard)
 
-    def scores(self, query, items):
+    def _scores(self, query, items):
         raise NotImplementedError("the sharded scorer returns top-k only; use scorer 'pqtopk' for all scores.")
 
     def _topk(self, query, items, k):
