@@ -44,7 +44,7 @@ def synthetic_interactions(n_items: int, per_user: int, seed: int):
     return users, items, n_users
 
 
-def measure(n_items: int, per_user: int, seed: int, flat_limit: float) -> dict:
+def measure(n_items: int, per_user: int, seed: int, flat_limit: float, unique_limit: float) -> dict:
     import numpy as np
 
     from recbole_pq.items import assignment
@@ -66,17 +66,22 @@ def measure(n_items: int, per_user: int, seed: int, flat_limit: float) -> dict:
         errors[quantiser] = float(((vectors - assignment.pq_reconstruction(*quantised)) ** 2).sum())
         if quantiser == "auto":
             codes, centroids = quantised
-    start = time.perf_counter()
-    unique = assignment.break_code_ties(codes, vectors, centroids)
-    seconds["unique_codes"] = time.perf_counter() - start
+    # unique_codes ranks the m x b single-split moves of every item that shares its tuple: skip
+    # it (recorded as null) where that is more cost entries than --unique-limit
+    sharing = code_usage(codes, b)["items_sharing_a_code_tuple"]
+    unique = None
+    if sharing * SPLITS * b <= unique_limit:
+        start = time.perf_counter()
+        unique = assignment.break_code_ties(codes, vectors, centroids)
+        seconds["unique_codes"] = time.perf_counter() - start
     return {"n_items": n_items, "pq_m": SPLITS, "pq_b": b, "hidden_size": DIM, "users": n_users,
             "interactions": len(items), "seen_items": int(len(np.unique(items))),
-            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "seconds": {"unique_codes": None, **{k: round(v, 2) for k, v in seconds.items()}},
             "quantisation_error": {k: round(v, 2) for k, v in errors.items()},
             "vector_energy": round(float((vectors ** 2).sum()), 2),
-            "items_sharing_a_tuple": code_usage(codes, b)["items_sharing_a_code_tuple"],
-            "items_moved_by_unique_codes": int((unique != codes).any(1).sum()),
-            "tuples_after_unique_codes": int(len(np.unique(unique, axis=0)))}
+            "items_sharing_a_tuple": sharing, "unique_codes_cost_entries": sharing * SPLITS * b,
+            "items_moved_by_unique_codes": None if unique is None else int((unique != codes).any(1).sum()),
+            "tuples_after_unique_codes": None if unique is None else int(len(np.unique(unique, axis=0)))}
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -87,7 +92,8 @@ def plot(records: list[dict], path: Path) -> None:
     sizes = [r["n_items"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 4))
     for part in ("svd", "k_means", "unique_codes"):
-        ax.plot(sizes, [r["seconds"][part] for r in records], marker="o", label=part)
+        measured = [(r["n_items"], r["seconds"][part]) for r in records if r["seconds"].get(part) is not None]
+        ax.plot(*zip(*measured), marker="o", label=part) if measured else None
     ax.set(xscale="log", yscale="log", xlabel="items N (pq_b: auto)", ylabel="seconds (one run)",
            title="svd_pq code assignment before training, d = 64, m = 8")
     for r in records:
@@ -106,6 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--flat-limit", type=float, default=2**31,
                         help="also time flat and two-level k-means where N x b is at most this")
+    parser.add_argument("--unique-limit", type=float, default=2**31,
+                        help="time unique_codes where (items sharing a tuple) x m x b is at most this")
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     args = parser.parse_args(argv)
     import numpy as np
@@ -116,7 +124,7 @@ def main(argv=None) -> int:
     kmeans(np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32), 64, seed=0)  # warm-up: first torch calls
     records = []
     for size in args.sizes:
-        records.append(measure(int(size), args.per_user, args.seed, args.flat_limit))
+        records.append(measure(int(size), args.per_user, args.seed, args.flat_limit, args.unique_limit))
         print(json.dumps(records[-1]), flush=True)
         data = {**machine(), "commit": commit(), "records": records,
                 "command": "python benchmarks/assignment.py " + " ".join(sys.argv[1:] if argv is None else argv)}

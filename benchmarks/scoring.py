@@ -388,40 +388,54 @@ LOAD_N_ITEMS = 1_000_000
 
 def table_sizes_benchmark(args) -> int:
     """Fused scan at 1M items, d = 64, for today's m = 8, b = 256 and the sizes pq_b: auto /
-    pq_m: auto choose there, measured in one process, alternating, batch 1 and 64."""
+    pq_m: auto choose there, and with the dense head pq_dense_head: auto adds (random head
+    items with large residuals, so they fill the top-k by their exact scores; their code
+    scores are typical, so the scan widens little), measured in one process, alternating,
+    batch 1 and 64."""
     import numpy as np
     import torch
 
     from recbole_pq.items.assignment import code_dtype
     from recbole_pq.items.scoring import make_scorer
-    from recbole_pq.items.sizing import auto_codes_per_split, auto_splits
+    from recbole_pq.items.sizing import auto_codes_per_split, auto_dense_head, auto_splits
     from recbole_pq.items.sub_item_table import ItemCodeEmbedding
 
     n, dim = LOAD_N_ITEMS, 64
-    # today's sizes, two in between (where the m x b table still fits the L2 cache), the auto sizes
-    sizes = [(8, 256), (8, 1024), (8, 4096), (8, auto_codes_per_split(n, dim, 8)),
-             (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)))]
+    auto_b = auto_codes_per_split(n, dim, 8)
+    # today's sizes, two in between (where the m x b table still fits the L2 cache), the auto sizes, with a head
+    sizes = [(8, 256, 0), (8, 1024, 0), (8, 4096, 0), (8, auto_b, 0),
+             (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)), 0),
+             (8, auto_b, auto_dense_head(n, dim, 8, auto_b)), (8, 256, auto_dense_head(n, dim, 8, 256))]
     rng = np.random.default_rng(SEED)
-    layers = {(m, b): ItemCodeEmbedding(rng.integers(0, b, size=(n, m)).astype(code_dtype(b)), b, dim, init_std=1.0)
-              for m, b in sizes}
-    scorer = make_scorer("pqtopk", 16384, "numba")
-    times = {(m, b, batch): [] for m, b in sizes for batch in args.batches}
+    layers = {}
+    for m, b, head in sizes:
+        head_ids = np.sort(rng.choice(np.arange(1, n), size=head, replace=False))
+        layers[(m, b, head)] = layer = ItemCodeEmbedding(rng.integers(0, b, size=(n, m)).astype(code_dtype(b)), b, dim,
+                                                         init_std=1.0, head_ids=head_ids)
+        with torch.no_grad():
+            layer.head_residuals.normal_(0.0, 2.0)
+    scorers = {key: make_scorer("pqtopk", 16384, "numba") for key in layers}  # each its own settled width
+    times = {(*key, batch): [] for key in layers for batch in args.batches}
     queries = {batch: torch.randn(batch, dim, generator=torch.Generator().manual_seed(batch)) for batch in args.batches}
-    for (m, b), layer in layers.items():
-        for batch in args.batches:
-            scorer.topk(queries[batch], layer, K)  # warm-up (compiles the kernel for this code type)
-    for _ in range(max(5, args.repeats)):
-        for (m, b), layer in layers.items():
+    with torch.no_grad():
+        for key, layer in layers.items():
             for batch in args.batches:
-                start = time.perf_counter()
-                scorer.topk(queries[batch], layer, K)
-                times[(m, b, batch)].append(1000 * (time.perf_counter() - start) / batch)
-    auto = {(8, auto_codes_per_split(n, dim, 8)): "pq_b: auto",
-            (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim))): "pq_m, pq_b: auto", (8, 256): "today"}
-    records = [{"m": m, "b": b, "sizes": auto.get((m, b), ""), "batch": batch, "code_bytes": int(code_dtype(b).itemsize),
-                "item_mb": round((n * m * code_dtype(b).itemsize + b * dim * 4) / 2**20, 2),
-                "ms_per_user": round(statistics.median(times[(m, b, batch)]), 3)}
-               for (m, b, batch) in times]
+                scorers[key].topk(queries[batch], layer, K)  # warm-up (compiles the kernel for this code type)
+        for _ in range(max(5, args.repeats)):
+            for key, layer in layers.items():
+                for batch in args.batches:
+                    start = time.perf_counter()
+                    scorers[key].topk(queries[batch], layer, K)
+                    times[(*key, batch)].append(1000 * (time.perf_counter() - start) / batch)
+    auto = {(8, auto_b, 0): "pq_b: auto",
+            (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)), 0): "pq_m, pq_b: auto",
+            (8, 256, 0): "today", sizes[-2]: "pq_b, pq_dense_head: auto", sizes[-1]: "pq_b: 256, pq_dense_head: auto"}
+    records = [{"m": m, "b": b, "dense_head": head, "sizes": auto.get((m, b, head), ""), "batch": batch,
+                "code_bytes": int(code_dtype(b).itemsize),
+                "item_mb": round(layers[(m, b, head)].memory_bytes()["compressed"] / 2**20, 2),
+                "scan_width": K + scorers[(m, b, head)]._head_extra if head else K,
+                "ms_per_user": round(statistics.median(times[(m, b, head, batch)]), 3)}
+               for (m, b, head, batch) in times]
     result = {"command": "python benchmarks/scoring.py --table-sizes", "cpu": cpu()["cpu"], "threads": args.threads,
               "n_items": n, "dim": dim, "k": K, "dense_mb": round(n * dim * 4 / 2**20, 2), "records": records}
     path = args.json.with_name("scoring_tables.json")

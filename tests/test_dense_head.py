@@ -193,3 +193,31 @@ def test_checkpoints_from_before_the_head_still_load(headed, ml1m_slice, fast, t
     loaded = Recommender.load(old).model
     assert loaded.items.n_head == 0
     torch.testing.assert_close(loaded.items.reconstruct(), model.items.reconstruct())
+
+
+def test_gbert4recjpq_takes_a_head_too(ml1m_slice, fast_settings):
+    settings_ = {**fast_settings, "data_path": str(ml1m_slice), "pq_dense_head": 6}
+    _, data, model, trainer = setup("gBERT4RecJPQ", "ml-1m", config_dict=settings_)
+    trainer.fit(data[0], data[1], saved=False)
+    assert model.items.n_head == 6 and model.items.head_residuals.abs().sum() > 0
+    interaction = next(iter(data[2]))[0]
+    model.eval()
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)  # pqtopk's scores, head columns overwritten
+        values, ids = model.full_sort_topk(interaction, 10)
+        query = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+    reference = query.double() @ model.items.reconstruct().double().T
+    torch.testing.assert_close(scores.double()[:, 1:], reference[:, 1:], rtol=0, atol=1e-4)
+    reference[:, 0] = float("-inf")
+    torch.testing.assert_close(values.double(), torch.topk(reference, 10).values, rtol=0, atol=1e-4)
+
+
+def test_head_candidates_keep_every_item_tied_with_the_kth():
+    from recbole_pq.items.scoring import head_candidates
+
+    scores = torch.tensor([[3.0, 1.0, 3.0, 2.0, 3.0], [5.0, 4.0, 0.0, 0.0, 1.0]])
+    head = torch.tensor([2, 4, 6, 8, 10])
+    values, ids = head_candidates(scores, head, 2)
+    assert sorted(ids[0].tolist()) == [2, 6, 10]  # three items tie at the 2nd best score
+    assert set(ids[1].tolist()) >= {2, 4} and len(ids[1]) == 3  # padded to the widest row with lower scores
+    torch.testing.assert_close(values[1, :2], torch.tensor([5.0, 4.0]))

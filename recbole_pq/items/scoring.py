@@ -87,6 +87,18 @@ def has_head(items) -> bool:
     return bool(getattr(items, "n_head", 0))
 
 
+def head_candidates(head_scores: torch.Tensor, head: torch.Tensor, k: int):
+    """(B, c) scores and ids of the head items that can be in a row's top-k: every item at
+    least as good as the row's k-th best head score (ties included), so c is about k, not H,
+    and the merge sorts few candidates."""
+    if head_scores.shape[1] <= k:
+        return head_scores, head.expand(len(head_scores), -1)
+    kth = torch.topk(head_scores, k, dim=1).values[:, -1:]
+    count = int((head_scores >= kth).sum(1).max())
+    values, positions = torch.topk(head_scores, count, dim=1)
+    return values, head[positions]
+
+
 class Scorer:
     """Interface: all-item scores and top-k for (B, d) queries."""
 
@@ -142,9 +154,9 @@ class Scorer:
         reached = (~in_head).cumsum(1) >= k
         needed = torch.where(reached.any(1), reached.int().argmax(1) + 1, torch.full_like(reached[:, 0], wide, dtype=torch.long))
         self._head_extra = int(needed.max()) - k
-        head_scores = items.head_scores(query).to(values.dtype)
-        candidates = torch.cat([values.masked_fill(in_head, float("-inf")), head_scores], dim=1)
-        candidate_ids = torch.cat([ids, head.to(ids.dtype).expand(len(ids), -1)], dim=1)
+        head_values, head_ids = head_candidates(items.head_scores(query).to(values.dtype), head, k)
+        candidates = torch.cat([values.masked_fill(in_head, float("-inf")), head_values], dim=1)
+        candidate_ids = torch.cat([ids, head_ids.to(ids.dtype)], dim=1)
         return best_k_by_id(candidates, candidate_ids, k)
 
     def _ordered(self, query) -> bool:
