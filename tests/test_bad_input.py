@@ -356,6 +356,10 @@ CASES = [
      r"future\.pth has format 99, newer than this recbole-pq reads"),
     ("neg-sampling", "unknown neg_sampling", model_case("SASRecJPQ", neg_sampling="batch"), ConfigError,
      r"neg_sampling='batch' is not supported; use one of \['sequence', 'position'\]"),
+    ("pq-dense-head-negative", "pq_dense_head below 0", config_case("SASRecJPQ", pq_dense_head=-5), ConfigError,
+     r"pq_dense_head=-5 must be an integer in \[0, the number of items\].*or auto"),
+    ("pq-dense-head-large", "pq_dense_head above the catalogue", model_case("SASRecJPQ", pq_dense_head=10**6),
+     ConfigError, r"pq_dense_head=1000000 must be an integer in \[0, \d+\]"),
     ("tune-resume-nothing", "--resume of a sweep folder Ray saved nothing in (crashed on tuner.pkl before)",
      lambda env: _sweep(env, "empty", True, True), ConfigError, r"no sweep to resume .*no state saved by Ray"),
 ]
