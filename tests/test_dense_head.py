@@ -221,3 +221,17 @@ def test_head_candidates_keep_every_item_tied_with_the_kth():
     assert sorted(ids[0].tolist()) == [2, 6, 10]  # three items tie at the 2nd best score
     assert set(ids[1].tolist()) >= {2, 4} and len(ids[1]) == 3  # padded to the widest row with lower scores
     torch.testing.assert_close(values[1, :2], torch.tensor([5.0, 4.0]))
+
+
+def test_defaults_benchmark_measures_the_heads_scan(headed):
+    import sys
+
+    from recbole_pq.data.paths import PROJECT_ROOT
+
+    sys.path.insert(0, str(PROJECT_ROOT))  # the checkout's benchmarks/, as tests/test_harness.py
+    from benchmarks.defaults import head_scan
+
+    _, data, model, _ = headed
+    measured = head_scan(model, data[2], k=5)
+    assert measured["batches"] >= 1 and 5 <= measured["width_median"] <= measured["width_max"] <= model.n_items - 1
+    assert measured["ms_per_user_with_head"] > 0 and measured["ms_per_user_scan_only"] > 0
