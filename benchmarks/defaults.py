@@ -65,9 +65,10 @@ VARIANTS = {  # name -> (model, overrides); svd_pq / svd_opq rows measured befor
     "gbce-position": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd", "loss_type": "gBCE",
                                     "neg_sampling": "position"}),
     # a dense head: the most popular items' own residuals in what the 10x budget leaves
-    # (pq_dense_head auto), beside b auto (512 on Video Games) or b = 256 (uint8 codes: more head)
-    "auto-b-svd_pq-two-level-head": ("SASRecJPQ", {"pq_m": 8, "pq_b": "auto", "code_assignment": "svd_pq",
-                                                   "pq_kmeans": "two_level", "pq_dense_head": "auto"}),
+    # (pq_dense_head auto), beside b = 512 (what pq_b: auto gives Video Games without a head) or
+    # b = 256 (uint8 codes: a larger head; what both auto give)
+    "b512-svd_pq-two-level-head": ("SASRecJPQ", {"pq_m": 8, "pq_b": 512, "code_assignment": "svd_pq",
+                                                 "pq_kmeans": "two_level", "pq_dense_head": "auto"}),
     "b256-svd_pq-two-level-head": ("SASRecJPQ", {"pq_m": 8, "pq_b": 256, "code_assignment": "svd_pq",
                                                  "pq_kmeans": "two_level", "pq_dense_head": "auto"}),
 }

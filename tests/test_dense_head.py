@@ -235,3 +235,18 @@ def test_defaults_benchmark_measures_the_heads_scan(headed):
     measured = head_scan(model, data[2], k=5)
     assert measured["batches"] >= 1 and 5 <= measured["width_median"] <= measured["width_max"] <= model.n_items - 1
     assert measured["ms_per_user_with_head"] > 0 and measured["ms_per_user_scan_only"] > 0
+
+
+def test_both_auto_keep_one_byte_codes_and_give_the_head_the_rest(caplog):
+    from recbole_pq.items.sizing import resolve_codebook_sizes, starvation_warnings
+
+    config = {"hidden_size": 64, "code_assignment": "svd_pq", "pq_m": 8, "pq_b": "auto", "pq_dense_head": "auto"}
+    assert resolve_codebook_sizes(config, 23_716) == (8, 256) and config["pq_dense_head"] == 1353
+    config = {"hidden_size": 64, "code_assignment": "svd_pq", "pq_m": 8, "pq_b": "auto", "pq_dense_head": 0}
+    assert resolve_codebook_sizes(config, 23_716) == (8, 512)  # no head: b takes the budget, as before
+    config = {"hidden_size": 64, "code_assignment": "svd_pq", "pq_m": 8, "pq_b": "auto", "pq_dense_head": "auto"}
+    assert resolve_codebook_sizes(config, 1683) == (8, 256) and config["pq_dense_head"] == 0  # ml-100k: unchanged
+    # many items per sub-item id: a warning without a head (naming the head), none with one
+    [crowded] = starvation_warnings(23_716, 64, 8, 256)
+    assert "pq_dense_head=auto" in crowded
+    assert starvation_warnings(23_716, 64, 8, 256, n_head=1353) == []

@@ -11,7 +11,10 @@ where the catalogue is too small for compression to matter.
 
 ``pq_dense_head: auto`` spends what is left of that budget after codes and tables on a
 dense head: residual vectors of the most popular items (``ItemCodeEmbedding``), as many
-as fit (none where codes and tables already use the budget, e.g. ml-100k and ML-1M).
+as fit (none where codes and tables already use the budget, e.g. ml-100k and ML-1M).  With
+both auto, b stays at ``MIN_CODES`` (one-byte codes) and the head takes the rest: on Amazon
+Video Games 1,353 head items at b = 256 beat 371 at b = 512 and b = 512 alone on validation
+(docs/QUALITY.md, "Defaults over seeds").
 """
 
 from __future__ import annotations
@@ -74,8 +77,12 @@ def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
         config["pq_m"] = 2 if quotient_remainder else auto_splits(dim)
         chosen.append(f"pq_m={config['pq_m']}")
     if config["pq_b"] == "auto":
-        config["pq_b"] = (math.isqrt(n_items - 1) + 1 if quotient_remainder
-                          else auto_codes_per_split(n_items, dim, config["pq_m"]))
+        if quotient_remainder:
+            config["pq_b"] = math.isqrt(n_items - 1) + 1
+        elif config["pq_dense_head"] == "auto":  # the budget goes to the head: b stays at one-byte codes
+            config["pq_b"] = max(2, min(MIN_CODES, n_items - 1))
+        else:
+            config["pq_b"] = auto_codes_per_split(n_items, dim, config["pq_m"])
         chosen.append(f"pq_b={config['pq_b']}")
     if config["pq_dense_head"] == "auto":
         config["pq_dense_head"] = auto_dense_head(n_items, dim, config["pq_m"], config["pq_b"])
@@ -88,19 +95,21 @@ def resolve_codebook_sizes(config, n_items: int) -> tuple[int, int]:
 
 
 def starvation_warnings(n_items: int, dim: int, m: int, b: int, names: tuple[str, str] = ("pq_m", "pq_b"),
-                        split_dims: bool = True) -> list[str]:
-    """What is likely to starve a compressed model: many items sharing each sub-item id,
-    or (``split_dims``: sub-item embeddings are d/m wide) very narrow sub-item embeddings;
-    each message says what to change."""
+                        split_dims: bool = True, n_head: int = 0) -> list[str]:
+    """What is likely to starve a compressed model: many items sharing each sub-item id
+    (unless a dense head gives the popular items their own residuals: then the tail shares
+    them by design), or (``split_dims``: sub-item embeddings are d/m wide) very narrow
+    sub-item embeddings; each message says what to change."""
     m_name, b_name = names
     messages = []
     per_code = (n_items - 1) / b
-    if per_code > MAX_ITEMS_PER_CODE:
+    if per_code > MAX_ITEMS_PER_CODE and not n_head:
         better = auto_codes_per_split(n_items, dim, m)
         hint = f" (e.g. {b_name}={better}, or {b_name}=auto)" if better > b and b_name == "pq_b" else \
             (f" (e.g. {b_name}={better})" if better > b else "")
+        head_hint = ", or give the popular items their own vectors (pq_dense_head=auto)" if b_name == "pq_b" else ""
         messages.append(f"{per_code:.0f} items share each sub-item id ({n_items - 1} items, {b_name}={b}): the "
-                        f"tables may be too small to tell items apart; raise {b_name}{hint}")
+                        f"tables may be too small to tell items apart; raise {b_name}{hint}{head_hint}")
     if split_dims and dim // m < MIN_SUB_DIM:
         messages.append(f"sub-item embeddings are {dim // m} wide (hidden_size={dim}, {m_name}={m}): lower {m_name} "
                         f"(e.g. {m_name}={auto_splits(dim)}) or raise hidden_size")

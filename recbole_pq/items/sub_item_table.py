@@ -193,7 +193,7 @@ def item_code_embedding_from_config(config, dataset) -> ItemCodeEmbedding:
     check_pq_config(config)
     m, b = resolve_codebook_sizes(config, n_items)
     check_pq_config(config, n_items)
-    for message in starvation_warnings(n_items, config["hidden_size"], m, b):
+    for message in starvation_warnings(n_items, config["hidden_size"], m, b, n_head=config["pq_dense_head"] or 0):
         getLogger().warning("%s.", message)
     codes, tables = codes_and_tables_for_dataset(config["code_assignment"], m, b, config, dataset)
     return ItemCodeEmbedding(codes, b, config["hidden_size"], init_std=config["initializer_range"], sub_item_init=tables,
