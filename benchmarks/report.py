@@ -515,14 +515,12 @@ def scoring_tables_section(data: dict) -> list[str]:
              f"Command: `{data['command']}` — CPU: {data['cpu']}, {data['threads']} threads. Fused scan over "
              f"{data['n_items']:,} items, d = {data['dim']}, top-{data['k']}, random codes; every size measured in "
              f"one process, alternating (medians). Dense float32 items: {data['dense_mb']:.0f} MB. Dense head: "
-             "random head items with large residuals (they fill the top-k by their exact scores, so the head's "
-             "matmul and merge are always paid); their code scores are typical, so the scan widens little "
-             "(scan width: the top-k of the codes the scan settled on; it widens where the head items' code "
-             "scores are high too)."
+             "random head items with large residuals (they fill the top-k by their exact scores); the scan reads "
+             "the codes of the items outside the head, then the head's matmul and a merge."
              + (f" Note: {data['note']}." if data.get("note") else ""), "",
-             "| m | b | dense head | sizes | code bytes | item MB | scan width | "
+             "| m | b | dense head | sizes | code bytes | item MB | "
              + " | ".join(f"ms/user, batch {b}" for b in batches)
-             + " | × today (batch 1) |", "|---|---|---|---|---|---|---|" + "---|" * len(batches) + "---|"]
+             + " | × today (batch 1) |", "|---|---|---|---|---|---|" + "---|" * len(batches) + "---|"]
 
     def key(r):
         return r["m"], r["b"], r.get("dense_head", 0)
@@ -531,12 +529,13 @@ def scoring_tables_section(data: dict) -> list[str]:
         rows = {r["batch"]: r for r in data["records"] if key(r) == (m, b, head)}
         first = rows[batches[0]]
         lines.append(f"| {m} | {b:,} | {format(head, ',') if head else ''} | {first.get('sizes', '')} | {first['code_bytes']} | "
-                     f"{first['item_mb']:.1f} | {first.get('scan_width', data['k'])} | "
+                     f"{first['item_mb']:.1f} | "
                      + " | ".join(f"{rows[batch]['ms_per_user']:.3g}" for batch in batches)
                      + f" | {first['ms_per_user'] / today:.1f}× |")
     return lines + ["", "b = 256 keeps one-byte codes and the packed, user-tiled kernels; beyond it codes take two "
                     "bytes and the m × b score table outgrows the L1/L2 caches (b = 32,768: 1 MB per user for m = 8), "
-                    "so each lookup may miss. A dense head adds one (batch, H) matmul and a wider top-k of the scan."]
+                    "so each lookup may miss. A dense head adds one (batch, H) matmul and a merge; while it serves, the "
+                    "scan keeps a copy of the codes of the items outside the head."]
 
 
 def assignment_section(data: dict) -> list[str]:

@@ -389,9 +389,8 @@ LOAD_N_ITEMS = 1_000_000
 def table_sizes_benchmark(args) -> int:
     """Fused scan at 1M items, d = 64, for today's m = 8, b = 256 and the sizes pq_b: auto /
     pq_m: auto choose there, and with the dense head pq_dense_head: auto adds (random head
-    items with large residuals, so they fill the top-k by their exact scores; their code
-    scores are typical, so the scan widens little), measured in one process, alternating,
-    batch 1 and 64."""
+    items with large residuals, so they fill the top-k; the scan reads the tail's codes),
+    measured in one process, alternating, batch 1 and 64."""
     import numpy as np
     import torch
 
@@ -414,7 +413,7 @@ def table_sizes_benchmark(args) -> int:
                                                          init_std=1.0, head_ids=head_ids)
         with torch.no_grad():
             layer.head_residuals.normal_(0.0, 2.0)
-    scorers = {key: make_scorer("pqtopk", 16384, "numba") for key in layers}  # each its own settled width
+    scorers = {key: make_scorer("pqtopk", 16384, "numba") for key in layers}
     times = {(*key, batch): [] for key in layers for batch in args.batches}
     queries = {batch: torch.randn(batch, dim, generator=torch.Generator().manual_seed(batch)) for batch in args.batches}
     with torch.no_grad():
@@ -433,7 +432,6 @@ def table_sizes_benchmark(args) -> int:
     records = [{"m": m, "b": b, "dense_head": head, "sizes": auto.get((m, b, head), ""), "batch": batch,
                 "code_bytes": int(code_dtype(b).itemsize),
                 "item_mb": round(layers[(m, b, head)].memory_bytes()["compressed"] / 2**20, 2),
-                "scan_width": K + scorers[(m, b, head)]._head_extra if head else K,
                 "ms_per_user": round(statistics.median(times[(m, b, head, batch)]), 3)}
                for (m, b, head, batch) in times]
     result = {"command": "python benchmarks/scoring.py --table-sizes", "cpu": cpu()["cpu"], "threads": args.threads,

@@ -67,6 +67,21 @@ def test_three_shards_equal_single_process(local_ray, items_module, tmp_path):
         sharded.close()
 
 
+def test_shards_hold_the_tail_of_a_table_with_a_dense_head(local_ray, tmp_path):
+    torch.manual_seed(1)
+    codes = np.random.default_rng(1).integers(0, 32, size=(3001, 4))
+    items = ItemCodeEmbedding(codes, 32, 16, init_std=1.0, head_ids=np.arange(5, 3001, 37))
+    with torch.no_grad():
+        items.head_residuals.normal_(0.0, 3.0)  # head items in every top-k
+    sharded = ShardedScorer(items, 2, shard_dir=tmp_path)
+    try:
+        assert np.load(tmp_path / "codes.npy").shape == (3001 - items.n_head, 4)
+        values, ids = assert_same_as_single_process(sharded, items, 50)
+        assert torch.isin(ids, items.head_ids.long()).any() and not torch.isin(ids, items.head_ids.long()).all()
+    finally:
+        sharded.close()
+
+
 def test_restarted_shard_answers_the_next_query(two_shards, items_module):
     ray.kill(two_shards.pool.actors[0], no_restart=False)  # Ray restarts it (max_restarts=1)
     assert_same_as_single_process(two_shards, items_module, 10)

@@ -14,8 +14,8 @@ Three scorers behind one interface:
 Every scorer offers ``scores(q, items) -> (B, N)`` and ``topk(q, items, k) ->
 (values, ids)``; item 0 (RecBole's padding) is never recommended.  The scorers that read
 the codes score an item table's dense head (``ItemCodeEmbedding.head_ids``) apart, exactly:
-``scores`` overwrites the head's columns, ``topk`` merges the head's scores with the codes'
-top-k of the other items (``Scorer._topk_with_head``).  ``scores`` and
+``scores`` overwrites the head's columns, ``topk`` merges the head's scores with the scan's
+top-k of the other items' codes (``Scorer._topk_with_head``).  ``scores`` and
 ``topk`` of one scorer use the same arithmetic, so they rank identically.  Items with
 equal scores (RecJPQ gives items with equal code tuples bit-equal scores) are listed
 lower id first by every scorer, so the scorers' rankings, and the metrics computed from
@@ -106,7 +106,6 @@ class Scorer:
     # True: the scores come from the codes (sub_item_scores), which leave out a dense head's
     # residuals, so the head is scored apart (head_scores)
     reads_codes = False
-    _head_extra = 0  # how much wider than k the last top-k of a table with a dense head had to scan
 
     def scores(self, query: torch.Tensor, items: ItemTable) -> torch.Tensor:
         """(B, N) scores of every item (column 0, padding, included)."""
@@ -134,30 +133,19 @@ class Scorer:
         return (values, ids) if self._ordered(query) else ties_by_id(values, ids)
 
     def _topk_with_head(self, query, items, k):
-        """Top-k of an item table with a dense head: the codes' top-k is asked wider until
-        every row holds k items outside the head (whose code scores leave out their
-        residuals); those k and the head's exact scores are merged.  Exact: no item outside a
-        row's candidates can beat its k-th.  The head's items score high (they are the
-        popular ones), so the width starts at what the last call needed (at least 2k): one
-        scan per call, as a rule."""
-        head = items.head_ids.long()
-        most = items.n_items - 1
-        wide = min(most, k + max(self._head_extra, min(items.n_head, k)))
-        while True:
-            values, ids = self._topk(query, items, wide)
-            in_head = torch.isin(ids, head)
-            missing = int((k - (~in_head).sum(1)).max())
-            if missing <= 0 or wide == most:
-                break
-            wide = min(most, max(wide + missing, 2 * wide))
-        # the width this call needed: where its rows' k-th item outside the head stood
-        reached = (~in_head).cumsum(1) >= k
-        needed = torch.where(reached.any(1), reached.int().argmax(1) + 1, torch.full_like(reached[:, 0], wide, dtype=torch.long))
-        self._head_extra = int(needed.max()) - k
-        head_values, head_ids = head_candidates(items.head_scores(query).to(values.dtype), head, k)
-        candidates = torch.cat([values.masked_fill(in_head, float("-inf")), head_values], dim=1)
-        candidate_ids = torch.cat([ids, head_ids.to(ids.dtype)], dim=1)
-        return best_k_by_id(candidates, candidate_ids, k)
+        """Top-k of an item table with a dense head: the scan's top-k of the items outside
+        the head (``items.tail_items()``: their own codes, so no head item takes a place),
+        merged with the head items that can make the top-k by their exact scores."""
+        tail = items.tail_items()
+        k_tail = min(k, tail.n_items - 1)  # the tail's position 0 is the padding id
+        if k_tail > 0:
+            values, positions = self._topk(query, tail, k_tail)
+            ids = tail.item_ids(positions)
+        else:  # every item is in the head
+            values = torch.empty(len(query), 0, dtype=query.dtype, device=query.device)
+            ids = torch.empty(len(query), 0, dtype=torch.long, device=query.device)
+        head_values, head_ids = head_candidates(items.head_scores(query).to(values.dtype), items.head_ids.long(), k)
+        return best_k_by_id(torch.cat([values, head_values], dim=1), torch.cat([ids, head_ids.to(ids.dtype)], dim=1), k)
 
     def _ordered(self, query) -> bool:
         """Whether ``_topk``'s rows are already best first, equal scores lower id first."""

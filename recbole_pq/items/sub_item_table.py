@@ -97,6 +97,10 @@ class ItemCodeEmbedding(nn.Module):
             "head", (self.codes, self.sub_item_embeddings, self.head_ids, self.head_residuals), compute)
         return query @ vectors.T
 
+    def tail_items(self) -> "TailItems":
+        """The items outside the dense head as a compressed table of their own (cached)."""
+        return self._cache.get("tail", (self.codes, self.head_ids), lambda: TailItems(self))
+
     def sub_item_scores(self, query: torch.Tensor) -> torch.Tensor:
         """(B, d) queries -> (B, m, b): dot product of each query part with each sub-item embedding."""
         parts = query.reshape(query.shape[0], self.m, self.sub_dim)
@@ -129,6 +133,32 @@ class ItemCodeEmbedding(nn.Module):
     def extra_repr(self) -> str:
         head = f", dense head={self.n_head}" if self.n_head else ""
         return f"n_items={self.n_items}, m={self.m}, b={self.b}, dim={self.dim}{head}"
+
+
+class TailItems:
+    """The items outside an ``ItemCodeEmbedding``'s dense head, for the PQ scan: their codes
+    (N - H, m) in id order (padding first), scored with the table's own sub-item scores.
+    The scan of these codes never meets a head item, so a top-k of the tail needs no more
+    than k rows; ``item_ids`` maps scan positions back to item ids.  Costs a copy of the
+    tail's codes while cached (serving memory, not the stored representation)."""
+
+    compressed = True
+    n_head = 0
+
+    def __init__(self, items: ItemCodeEmbedding):
+        keep = torch.ones(items.n_items, dtype=torch.bool, device=items.codes.device)
+        keep[items.head_ids.long()] = False
+        self.codes = items.codes[keep].contiguous()
+        self.n_items, self.m, self.b, self.dim = int(keep.sum()), items.m, items.b, items.dim
+        self.sub_item_scores = items.sub_item_scores
+        # tail items before each head item: position p is id p + (head items whose count is <= p)
+        head = items.head_ids.long()
+        self._tail_before_head = head - torch.arange(len(head), device=head.device)
+
+    def item_ids(self, positions: torch.Tensor) -> torch.Tensor:
+        """(...,) scan positions in ``codes`` -> (...,) item ids."""
+        shift = torch.searchsorted(self._tail_before_head, positions.to(self._tail_before_head.device), right=True)
+        return positions + shift.to(positions.device, positions.dtype)
 
 
 def check_pq_config(config, n_items: int | None = None) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from recbole_pq.errors import ConfigError
 from recbole_pq.items.kernels.scan import best_k
-from recbole_pq.items.scoring import Scorer, topk_from_sub_scores
+from recbole_pq.items.scoring import Scorer, has_head, topk_from_sub_scores
 
 RETRIES = 1  # restarts of a dead shard actor, and retries of its query
 
@@ -152,6 +152,8 @@ class ShardedScorer(Scorer):
                  threads_per_shard: int | None = None):
         if not items.compressed:
             raise ConfigError("sharded scoring needs compressed items (codes); this model has a dense item table.")
+        if has_head(items):  # the shards scan the items outside the dense head; the head is scored here
+            items = items.tail_items()
         check_shards(shards, items.n_items)  # before the codes are written out
         self.items_codes = items.codes  # the codes the shards hold: refuse to score other ones
         self.shard_dir = Path(shard_dir) if shard_dir else Path(tempfile.mkdtemp(prefix="recbole-pq-shards-"))
