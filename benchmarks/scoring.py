@@ -404,7 +404,7 @@ def table_sizes_benchmark(args) -> int:
     # today's sizes, two in between (where the m x b table still fits the L2 cache), the auto sizes, with a head
     sizes = [(8, 256, 0), (8, 1024, 0), (8, 4096, 0), (8, auto_b, 0),
              (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)), 0),
-             (8, auto_b, auto_dense_head(n, dim, 8, auto_b)), (8, 256, auto_dense_head(n, dim, 8, 256))]
+             (8, auto_b, auto_dense_head(n, dim, 8, auto_b)), (8, 256, auto_dense_head(n, dim, 8, 256))]  # both auto: b 256
     rng = np.random.default_rng(SEED)
     layers = {}
     for m, b, head in sizes:
@@ -426,9 +426,10 @@ def table_sizes_benchmark(args) -> int:
                     start = time.perf_counter()
                     scorers[key].topk(queries[batch], layer, K)
                     times[(*key, batch)].append(1000 * (time.perf_counter() - start) / batch)
-    auto = {(8, auto_b, 0): "pq_b: auto",
-            (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)), 0): "pq_m, pq_b: auto",
-            (8, 256, 0): "today", sizes[-2]: "pq_b, pq_dense_head: auto", sizes[-1]: "pq_b: 256, pq_dense_head: auto"}
+    auto = {(8, auto_b, 0): "pq_b: auto, no head",
+            (auto_splits(dim), auto_codes_per_split(n, dim, auto_splits(dim)), 0): "pq_m, pq_b: auto, no head",
+            (8, 256, 0): "today", sizes[-2]: "pq_dense_head: auto, pq_b as auto without a head",
+            sizes[-1]: "pq_b, pq_dense_head: auto"}
     records = [{"m": m, "b": b, "dense_head": head, "sizes": auto.get((m, b, head), ""), "batch": batch,
                 "code_bytes": int(code_dtype(b).itemsize),
                 "item_mb": round(layers[(m, b, head)].memory_bytes()["compressed"] / 2**20, 2),
