@@ -458,12 +458,15 @@ def defaults_lines(data: dict) -> list[str]:
                           f"{100 * best['test_ndcg@10'] / dense['test_ndcg@10']:.0f}% of dense)." if dense else ""]
         lines.append("")
     return lines + ["![defaults](benchmarks/defaults.png)", "",
-                    "SASRecJPQ's defaults are `pq_b: auto` with `pq_m: 8`, `code_assignment: svd_pq` and `pq_kmeans: "
-                    "auto` (the `auto-b-svd_pq` rows below 16,384 items; `today` is the earlier default, svd codes "
-                    "with b = 256). On catalogues of up to ~4K items at d = 64 (ml-100k, ML-1M) auto gives b = 256, so "
-                    "there `codes-svd_pq` is the default model. From 16,384 items on (Video Games) the k-means runs in "
-                    "two levels: the `auto-b-svd_pq-two-level` rows of \"Defaults over seeds\". The svd_pq and svd_opq "
-                    "rows of this table were measured with flat k-means (their variants pin `pq_kmeans: flat`).", ""]
+                    "SASRecJPQ's defaults are `pq_b: auto` and `pq_dense_head: auto` with `pq_m: 8`, "
+                    "`code_assignment: svd_pq` and `pq_kmeans: auto` (`today` is the earlier default, svd codes with "
+                    "b = 256). On catalogues of up to ~4K items at d = 64 (ml-100k, ML-1M) they give b = 256 and no "
+                    "head (codes and tables use the 10x budget), so there `codes-svd_pq` is the default model. From "
+                    "16,384 items on (Video Games) the k-means runs in two levels, and wherever the budget leaves room "
+                    "b stays 256 and the most popular items get a dense head: on Video Games the "
+                    "`b256-svd_pq-two-level-head` rows of \"Defaults over seeds\" (1,353 head items). The rows of this "
+                    "table ran without a head (their variants pin `pq_dense_head: 0`); the svd_pq and svd_opq "
+                    "rows were measured with flat k-means (their variants pin `pq_kmeans: flat`).", ""]
 
 
 def seed_mean_lines(data: dict) -> list[str]:

@@ -181,7 +181,7 @@ def test_auto_head_is_resolved_and_logged(ml1m_slice, fast_settings, caplog):
 
 
 def test_checkpoints_from_before_the_head_still_load(headed, ml1m_slice, fast, tmp_path):
-    settings_ = {**fast, "data_path": str(ml1m_slice), "checkpoint_dir": str(tmp_path / "saved")}
+    settings_ = {**fast, "data_path": str(ml1m_slice), "checkpoint_dir": str(tmp_path / "saved"), "pq_dense_head": 0}
     _, data, model, trainer = setup("SASRecJPQ", "ml-1m", config_dict=settings_)
     trainer.fit(data[0], data[1], saved=True)
     state = load_checkpoint(trainer.saved_model_file)
@@ -264,3 +264,8 @@ def test_tail_items_are_the_others_in_id_order(n, head_frac, seed):
     np.testing.assert_array_equal(ids.numpy(), expected)
     assert torch.equal(tail.codes, layer.codes[torch.as_tensor(expected)])
     assert layer.tail_items() is tail  # cached while codes and head stay
+
+
+def test_sasrecjpq_defaults_to_the_auto_head_and_gbert4recjpq_to_none():
+    assert build_config("SASRecJPQ", "ml-100k")["pq_dense_head"] == "auto"
+    assert build_config("gBERT4RecJPQ", "ml-100k")["pq_dense_head"] == 0  # not measured with a head
