@@ -155,6 +155,7 @@ class Scorer:
         """(values, ids) of the top-k by ``_scores`` (the codes alone where ``reads_codes``)."""
         return _topk_without_padding(self._scores(query, items), k)
 
+
 class DefaultScorer(Scorer):
     name = "default"
 
