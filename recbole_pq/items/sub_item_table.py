@@ -10,7 +10,7 @@ from torch import nn
 
 from recbole_pq.items.assignment import code_dtype
 from recbole_pq.items.derived_cache import DerivedCache
-from recbole_pq.items.sizing import resolve_codebook_sizes, starvation_warnings
+from recbole_pq.items.sizing import head_bytes, resolve_codebook_sizes, starvation_warnings
 
 
 class ItemCodeEmbedding(nn.Module):
@@ -126,7 +126,7 @@ class ItemCodeEmbedding(nn.Module):
         dense = self.n_items * self.dim * 4
         codes = self.codes.numel() * self.codes.element_size()
         tables = self.sub_item_embeddings.numel() * self.sub_item_embeddings.element_size()
-        head = self.head_ids.numel() * self.head_ids.element_size() + self.head_residuals.numel() * 4
+        head = head_bytes(self.n_head, self.dim)
         return {"dense": dense, "codes": codes, "sub_item_tables": tables, "dense_head": head,
                 "compressed": codes + tables + head}
 
