@@ -8,17 +8,21 @@ the data set's YAML).  RecBole removes a general model's history from its rankin
 its sequential evaluation (the tables' protocol) does not; so the same counts are also
 scored with the history left in (``unremoved``).  A sequential model below these lines has
 not yet learned more than item popularity.  Prints validation and test NDCG@10 /
-Recall@10 / HR@10 for both.  (RecBole 1.2.1's Pop counts batches, not interactions;
-``recbole_pq.compat`` fixes that.)
+Recall@10 / HR@10 for both and, with ``--json``, merges them as the row ``Pop`` into the
+quality table's JSON: protocol ``full_exclude_history`` (history removed, the papers') and
+``full`` (history left in, RecBole's sequential ranking).  (RecBole 1.2.1's Pop counts
+batches, not interactions; ``recbole_pq.compat`` fixes that.)
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import math
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
-    """{"valid"|"test": {"ndcg@10", "recall@10"}} of one global top-k by training count,
+    """{"valid"|"test": {"ndcg@10", "recall@10", "hit@10"}} of one global top-k by training count,
     history not removed.  Leave-one-out by time, as RecBole splits: per user the last item
     is the test target, the one before it the validation target, the rest train (a user of
     two items gives no validation target, one of a single item only a training item).
@@ -54,8 +58,27 @@ def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
     result = {}
     for split, items in targets.items():
         gains = [1.0 / math.log2(rank[t] + 2) if t in rank else 0.0 for t in items]
-        result[split] = {f"ndcg@{k}": sum(gains) / len(items), f"recall@{k}": sum(t in rank for t in items) / len(items)}
+        hits = sum(t in rank for t in items) / len(items)  # one target per user: recall = hit rate
+        result[split] = {f"ndcg@{k}": sum(gains) / len(items), f"recall@{k}": hits, f"hit@{k}": hits}
     return result
+
+
+METRICS = ("ndcg@10", "recall@10", "hit@10")
+
+
+def pop_records(dataset: str, removed: dict, unremoved: dict, seconds: float) -> list[dict]:
+    """The ``Pop`` rows of docs/benchmarks/quality.json: removed = {"valid"|"test": metrics} with
+    the history removed (protocol full_exclude_history), unremoved = the same with it left in
+    (full).  Counting is exact after one pass: nothing to converge."""
+    out = []
+    for protocol, result in (("full_exclude_history", removed), ("full", unremoved)):
+        base = {"dataset": dataset, "protocol": protocol, "model": "Pop", "run_model": "Pop", "epochs": 1,
+                "steps": None, "train_seconds": round(seconds, 1), "converged": True, "valid_curve": [],
+                "item_table_mb": None, "dense_item_table_mb": None, "compression": None, "scorer": "training counts",
+                "budget": {"epochs": 1}, "settings": {"eval_exclude_history": protocol == "full_exclude_history"},
+                "valid": {m: round(float(result["valid"][m]), 6) for m in METRICS}}
+        out += [{**base, "metric": m, "value": round(float(result["test"][m]), 6)} for m in METRICS]
+    return out
 
 
 def main(argv=None) -> dict:
@@ -63,6 +86,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dataset", default="ml-1m", choices=["ml-1m", "video-games"])
     parser.add_argument("--data-path", default=str(ROOT / "dataset"),
                         help="folder holding <dataset>/<dataset>.inter (default: dataset/)")
+    parser.add_argument("--json", type=Path, help="merge the Pop rows into this quality JSON "
+                                                   "(e.g. docs/benchmarks/quality.json)")
     args = parser.parse_args(argv)
 
     import recbole_pq.compat  # noqa: F401  (RecBole's shims, Pop's count fix among them, applied on import)
@@ -70,6 +95,7 @@ def main(argv=None) -> dict:
     from recbole_pq.data.datasets import check_dataset_files
 
     check_dataset_files(args.dataset, str(Path(args.data_path) / args.dataset))
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as saved:
         result = run_recbole(
             model="Pop", dataset=args.dataset,
@@ -86,6 +112,13 @@ def main(argv=None) -> dict:
     for split, metrics in result["unremoved"].items():
         print(f"Pop {args.dataset} {split}, history left in: "
               + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+    if args.json:
+        from benchmarks.quality import load_records, merge
+
+        removed = {"valid": result["best_valid_result"], "test": result["test_result"]}
+        new = pop_records(args.dataset, removed, result["unremoved"], time.perf_counter() - start)
+        args.json.write_text(json.dumps(merge(load_records(args.json), new), indent=1) + "\n")
+        print(f"merged {len(new)} Pop records into {args.json}")
     return result
 
 

@@ -1,18 +1,34 @@
-"""Quality on real data: compressed vs dense models, same seed, split and budget.
+"""Quality on real data: compressed vs dense models, same seed, split and stopping rule.
 
+    python benchmarks/quality.py --dataset ml-1m --protocol full_exclude_history --models SASRec SASRecJPQ-svd_pq
+                                 --converge 20 --epochs 400 [--progress docs/benchmarks/quality_progress.json]
+    python benchmarks/quality.py --dataset ml-1m --protocol full_exclude_history --models SASRec SASRecJPQ-svd_pq
+                                 --converge 20 --epochs 400 --rank-with-history
     python benchmarks/quality.py --dataset ml-1m [--protocol full|uni100|all] [--models A B]
                                  [--epochs 10] [--force] [--json PATH] [--md PATH] [--set KEY=VALUE]
                                  [--longer --epochs 30]
 
-Protocols (leave-one-out by time, RecBole's split):
-- ``full``: full ranking, NDCG@10 / Recall@10 / HR@10: SASRec (dense twin) vs SASRecJPQ
-  (svd, random codes); gBERT4Rec (dense) vs gBERT4RecJPQ; RecBole's BERT4Rec as reference.
+Protocols (leave-one-out by time, RecBole's split, full ranking unless said):
+- ``full_exclude_history``: the papers' (RecJPQ's and gSASRec's): the items of the user's
+  input sequence are removed from the ranking (``eval_exclude_history: true``).
+- ``full``: RecBole's sequential evaluation, history kept; NDCG@10 / Recall@10 / HR@10: SASRec
+  (dense twin) vs SASRecJPQ (svd, svd_pq, random codes); gBERT4Rec (dense) vs gBERT4RecJPQ;
+  RecBole's BERT4Rec as reference.
 - ``uni100``: 100 uniform negatives, HR / NDCG @5 / @10: the 1-layer 1-head Transformer
   vs SASRecLISA base / soft / mini (LISA's protocol).
 
-Every model trains one row per user (``train_mode: seq2seq``) for the same number of
-epochs, with the same seed, batch size and learning rate, validation every
-``--eval-step`` epochs and the best validation checkpoint evaluated on test.  Nothing is
+``--converge PATIENCE`` trains each row until validation NDCG@10 has not improved for
+PATIENCE epochs (validation every epoch; ``--epochs`` is the cap) and writes
+docs/benchmarks/quality.json, one record per dataset x protocol x model x metric with
+``epochs``, ``steps``, ``train_seconds`` and ``converged``; docs/QUALITY.md is rendered from it.
+``--rank-with-history`` then ranks those rows' best checkpoints with the history kept: their
+``full`` records, without training again.  Popularity (the row ``Pop``) comes from
+benchmarks/popularity.py --json.  Without ``--converge`` the rows train for a fixed number of
+epochs (``--epochs``) into docs/benchmarks/quality_fixed_budget.json, rendered with the notes
+into docs/QUALITY_DETAILS.md.
+
+Every model trains one row per user (``train_mode: seq2seq``) with the same seed, batch
+size and learning rate, and the best validation checkpoint is evaluated on test.  Nothing is
 tuned on the test set.  Resumable: each finished model's records are merged into the
 JSON at once and skipped on the next run (``--force`` re-runs them); a model interrupted
 mid-training resumes from its ``-last.pth`` checkpoint.  For compressed models with the
@@ -27,9 +43,6 @@ becomes the row without training again.
 
 ``--longer --epochs 30 --models SASRec SASRecJPQ-svd``: does a gap close with training?  A
 budget beyond the tables' goes to docs/benchmarks/quality_long.json and a section of its own.
-
-Writes docs/benchmarks/quality.json (one record per dataset x protocol x model x metric)
-and re-renders docs/QUALITY.md from every record in it.
 """
 
 from __future__ import annotations
@@ -53,6 +66,11 @@ MD_DEFAULT = ROOT / "docs" / "QUALITY.md"
 NOTES = ROOT / "docs" / "benchmarks" / "quality_notes.md"
 SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"
 LONG_JSON = ROOT / "docs" / "benchmarks" / "quality_long.json"  # --longer: budgets beyond the tables'
+# without --converge: a fixed budget (the 10-epoch tables), kept apart from the converged rows
+FIXED_JSON = ROOT / "docs" / "benchmarks" / "quality_fixed_budget.json"
+DETAILS_MD = ROOT / "docs" / "QUALITY_DETAILS.md"
+FINDINGS = ROOT / "docs" / "benchmarks" / "quality_findings.md"  # what the converged tables say, written after reading them
+PARETO_JSON = ROOT / "docs" / "benchmarks" / "pareto.json"  # benchmarks/pareto.py
 DEFAULTS_JSON = ROOT / "docs" / "benchmarks" / "defaults.json"  # benchmarks/defaults.py
 DEFAULTS_SEEDS_JSON = ROOT / "docs" / "benchmarks" / "defaults_seeds.json"  # benchmarks/defaults.py, several seeds
 DATASETS = ("ml-1m", "video-games", "ml-100k")  # ml-100k: a smoke run (bundled with RecBole)
@@ -123,6 +141,7 @@ PUBLISHED = {
     ("ml-1m", "SASRec", "ndcg@10"): ("0.131 (RecJPQ); 0.1726 (gSASRec, gBCE)",
                                      "RecJPQ (WSDM'24), SASRec; gSASRec-pytorch (RecSys'23), ML-1M"),
     ("ml-1m", "SASRecJPQ-svd", "ndcg@10"): ("0.125-0.130", "RecJPQ, SASRec-JPQ"),
+    ("ml-1m", "SASRecJPQ-svd_pq", "ndcg@10"): ("0.125-0.130 (SASRec-JPQ)", "RecJPQ, SASRec-JPQ"),
     ("ml-1m", "BERT4Rec", "ndcg@10"): (0.157, "RecJPQ, BERT4Rec"),
     ("ml-1m", "gBERT4RecJPQ", "ndcg@10"): ("0.154-0.156", "RecJPQ, BERT4Rec-JPQ"),
     ("ml-1m", "SASRec-1layer", "hit@10"): (0.7914, "LISA (WWW'21), Transformer"),
@@ -328,6 +347,40 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
 
 
+def rank_with_history(spec: Spec, dataset: str, args, source: dict) -> list[dict]:
+    """RecBole's ranking (``full``: the history's items stay rankable) of a row trained under the
+    papers' protocol: the same best checkpoint, so the row is not trained twice; its epochs and
+    stopping point were chosen on the papers' validation (``selected_on``).  ``source`` is the
+    row's ndcg@10 record: the checkpoint must reproduce it with the history excluded, or this
+    is not the checkpoint that record was measured on."""
+    from recbole_pq.pipeline import setup
+    from recbole_pq.serving.checkpoint import load_checkpoint
+
+    settings = row_settings(spec, dataset, args.overrides)
+    folder = row_folder(spec, dataset, args)
+    lasts = sorted(folder.glob("*-last.pth"), key=lambda p: p.stat().st_mtime)
+    if not lasts:
+        raise FileNotFoundError(f"{spec.name}: no -last.pth in {folder}; train the row with the same command first")
+    best = folder / Path(load_checkpoint(str(lasts[-1]), map_location="cpu")["best_model_file"]).name
+    config_dict = {**budget_config(args), **BEFORE_DENSE_HEAD.get(spec.model, {}), **settings,
+                   "checkpoint_dir": str(folder)}
+    _, (_, valid, test), model, trainer = setup(spec.model, dataset, spec.config_file_paths(), config_dict)
+    if not hasattr(model, "eval_exclude_history"):
+        raise ValueError(f"{spec.name} ({spec.model}) has no eval_exclude_history switch")
+    excluded = metric_values(trainer.evaluate(test, model_file=str(best), show_progress=False), EXCLUDE_HISTORY)
+    if abs(excluded["ndcg@10"] - source["value"]) > 1e-4:
+        raise RuntimeError(f"{spec.name}: {best} gives test ndcg@10 {excluded['ndcg@10']} with the history excluded, "
+                           f"the record says {source['value']}: not the recorded checkpoint")
+    model.eval_exclude_history = False
+    values = metric_values(trainer.evaluate(test, load_best_model=False, show_progress=False), "full")
+    valid_values = metric_values(trainer.evaluate(valid, load_best_model=False, show_progress=False), "full")
+    full_settings = row_settings(spec_named(spec.name, "full"), dataset, args.overrides)
+    base = {**{k: v for k, v in source.items() if k not in ("metric", "value")}, "protocol": "full",
+            "settings": full_settings, "valid": valid_values, "selected_on": EXCLUDE_HISTORY,
+            "checkpoint": str(best.relative_to(ROOT)) if best.is_relative_to(ROOT) else str(best)}
+    return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
+
+
 def same_topk_scores(model, data, scorer, other, k: int, atol: float = 1e-4) -> bool:
     """Whether two scorers give every user of ``data`` the same top-k scores."""
     import torch
@@ -380,12 +433,157 @@ def fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def render_markdown(records: list[dict], longer: list[dict] = ()) -> str:
-    """QUALITY.md: the equal-budget tables of ``records``, then the longer-budget comparisons
-    (``--longer``), the probes behind the chosen settings and the notes."""
+# The dense reference of each compressed or variant row (the "% of dense" column and the targets).
+DENSE_OF = {"SASRecJPQ-svd": "SASRec", "SASRecJPQ-svd_pq": "SASRec", "SASRecJPQ-random": "SASRec",
+            "gBERT4RecJPQ": "gBERT4Rec"}
+BERT_FAMILY = ("BERT4Rec", "gBERT4Rec", "gBERT4RecJPQ")
+PROTOCOL_TITLES = {EXCLUDE_HISTORY: "the papers' protocol (history excluded)", "full": "RecBole's protocol (history kept)"}
+
+
+def render_summary(records: list[dict], pareto: dict | None = None) -> str:
+    """QUALITY.md: how the rows were trained and ranked, the targets, the tables of the rows
+    trained to convergence (and Pop), the curves, the size/quality front and the findings."""
     lines = ["# Quality on real data", "",
-             "Produced by `python benchmarks/quality.py --dataset <name>` (this file is re-rendered from",
-             "`docs/benchmarks/quality.json` after every model). Leave-one-out by time; every model",
+             "- **Split**: leave-one-out by time (RecBole's `LS` split, `TO` order): each user's last item is the "
+             "test target, the one before it the validation target.",
+             "- **Ranking**: every item of the catalogue. Two protocols: `full_exclude_history`, the papers' (RecJPQ's "
+             "and gSASRec's `filter_seen`): the items of the user's input sequence are removed from the ranking "
+             "(`eval_exclude_history: true`); `full`, RecBole's sequential evaluation (history kept, the default).",
+             "- **Training to convergence**: `python benchmarks/quality.py --dataset D --protocol full_exclude_history "
+             "--models ... --converge 20 --epochs 400` validates every epoch and stops when validation NDCG@10 (papers' "
+             "protocol) has not improved for 20 epochs (cap 400); the best validation checkpoint is evaluated on test. "
+             "Resumable: each row checkpoints every epoch and resumes where it stopped. The `full` rows are the same "
+             "checkpoints ranked with the history kept (`--rank-with-history`): each model is trained once.",
+             "- **Settings**: per data set and row in `benchmarks/quality_settings.yaml`, chosen on validation only; the "
+             "compressed twin keeps the dense row's backbone and differs in the item table alone. `Pop` ranks items by "
+             "training count (`python benchmarks/popularity.py --dataset D --json docs/benchmarks/quality.json`).",
+             "- **Machine**: 2 CPU cores shared with other jobs (hours are upper bounds). Published numbers come from "
+             "GPU runs of the papers' code.", ""]
+    lines += ["## Targets (issue 29)", ""] + summary_target_lines(records, pareto) + [""]
+    for dataset in sorted({r["dataset"] for r in records}):
+        for protocol in (EXCLUDE_HISTORY, "full"):
+            rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
+            if rows:
+                lines += converged_table_lines(dataset, protocol, rows)
+    curves = sorted(p.name for p in (ROOT / "docs" / "benchmarks").glob("quality_progress*.png"))
+    if curves:
+        lines += ["## Validation curves", "", "Validation NDCG@10 (papers' protocol) per epoch of each row; written by "
+                  "`--progress docs/benchmarks/quality_progress[_DATASET].json` while the rows train.", ""]
+        lines += [f"![{name}](benchmarks/{name})" for name in curves] + [""]
+    if pareto:
+        lines += pareto_lines(pareto)
+    if FINDINGS.is_file():
+        lines += [FINDINGS.read_text().strip(), ""]
+    lines += ["The fixed-budget tables (10 epochs) that came before, the probes behind the settings, the defaults "
+              "tables and the notes of earlier runs: [QUALITY_DETAILS.md](QUALITY_DETAILS.md).", ""]
+    return "\n".join(lines)
+
+
+def converged_table_lines(dataset: str, protocol: str, rows: list[dict]) -> list[str]:
+    """One table of a data set and protocol: metrics, share of the dense twin and of Pop, table
+    size, and how long each row trained."""
+    value = {(r["model"], r["metric"]): r["value"] for r in rows}
+    models = [s.name for s in specs_for(protocol) if any(r["model"] == s.name for r in rows)]
+    models += ["Pop"] if any(r["model"] == "Pop" for r in rows) else []
+    lines = [f"## {dataset}: {PROTOCOL_TITLES[protocol]}", "",
+             "| model | NDCG@10 | Recall@10 | HR@10 | % of dense | × Pop | item table MB (× smaller) | converged | "
+             "epochs | steps | hours | published NDCG@10 |", "|---|" + "---|" * 11]
+    for model in models:
+        mine = {r["metric"]: r for r in rows if r["model"] == model}
+        first = mine.get("ndcg@10") or next(iter(mine.values()))
+        dense = DENSE_OF.get(model)
+        share = (f"{100 * value[(model, 'ndcg@10')] / value[(dense, 'ndcg@10')]:.0f}% of {dense}"
+                 if (dense, "ndcg@10") in value and (model, "ndcg@10") in value else "")
+        pop = value.get(("Pop", "ndcg@10"))
+        times_pop = f"{value[(model, 'ndcg@10')] / pop:.1f}×" if pop and (model, "ndcg@10") in value else ""
+        size = ("" if first.get("item_table_mb") is None else
+                f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)")
+        converged = ("counts" if model == "Pop" else "yes" if first.get("converged") else "no (cap)")
+        if first.get("selected_on"):
+            converged += f"; checkpoint chosen on {first['selected_on']}"
+        hours = f"{first['train_seconds'] / 3600:.1f}" if first.get("train_seconds") and model != "Pop" else ""
+        published = PUBLISHED.get((dataset, model, "ndcg@10"), ("-",))[0] if protocol == EXCLUDE_HISTORY else "-"
+        lines.append(f"| {model} | " + " | ".join(fmt(mine[m]["value"]) if m in mine else "-"
+                                                  for m in ("ndcg@10", "recall@10", "hit@10"))
+                     + f" | {share} | {times_pop} | {size} | {converged} | {first.get('epochs', '')} | "
+                       f"{first.get('steps') or ''} | {hours} | {fmt(published)} |")
+    return lines + [""]
+
+
+def summary_target_lines(records: list[dict], pareto: dict | None) -> list[str]:
+    """Issue 29's targets, each met, missed or not measured yet, from the converged records."""
+    def ndcg(dataset, model, protocol=EXCLUDE_HISTORY):
+        return next((r for r in records if (r["dataset"], r["protocol"], r["model"], r["metric"])
+                     == (dataset, protocol, model, "ndcg@10")), None)
+
+    def verdict(ok: bool, *rows) -> str:
+        if not all(r.get("converged") for r in rows):
+            return "not yet converged"
+        return "met" if ok else "**missed**"
+
+    out = []
+    dense = ndcg("ml-1m", "SASRec")
+    if dense:
+        out.append(f"- ML-1M DenseSASRec NDCG@10 >= 0.131 (RecJPQ's SASRec): {dense['value']:.4f} "
+                   f"({verdict(dense['value'] >= 0.131, dense)}); {100 * dense['value'] / 0.1726:.0f}% of gSASRec's 0.1726.")
+    else:
+        out.append("- ML-1M DenseSASRec NDCG@10 >= 0.131: not measured yet.")
+    for model in ("SASRecJPQ-svd_pq", "SASRecJPQ-svd"):
+        row = ndcg("ml-1m", model)
+        if dense and row:
+            share = row["value"] / dense["value"]
+            out.append(f"- ML-1M {model} >= 95% of DenseSASRec with a >= 10× smaller item table: {100 * share:.1f}% at "
+                       f"{row['compression']:.1f}× ({verdict(share >= 0.95 and row['compression'] >= 10, dense, row)}).")
+    pop = ndcg("ml-1m", "Pop")
+    for model in BERT_FAMILY:
+        row = ndcg("ml-1m", model)
+        state = (f"{row['value'] / pop['value']:.1f}× ({verdict(row['value'] >= 5 * pop['value'], row)})"
+                 if row and pop else "not measured yet at convergence")
+        out.append(f"- ML-1M {model} >= 5× Pop's NDCG@10: {state}.")
+    pair = ndcg("ml-1m", "gBERT4RecJPQ"), ndcg("ml-1m", "gBERT4Rec")
+    out.append("- ML-1M gBERT4RecJPQ >= 95% of gBERT4Rec: " + (
+        f"{100 * pair[0]['value'] / pair[1]['value']:.1f}% ({verdict(pair[0]['value'] >= 0.95 * pair[1]['value'], *pair)})."
+        if all(pair) else "not measured yet at convergence."))
+    out.append("- ML-1M BERT4Rec-JPQ trained as RecJPQ (full-softmax CE) against RecJPQ's 0.154-0.156: not measured yet.")
+    vg_dense, vg_pq = ndcg("video-games", "SASRec"), ndcg("video-games", "SASRecJPQ-svd_pq")
+    out.append("- Video Games SASRecJPQ-svd_pq >= DenseSASRec: " + (
+        f"{100 * vg_pq['value'] / vg_dense['value']:.1f}% of dense at {vg_pq['compression']:.1f}× "
+        f"({verdict(vg_pq['value'] >= vg_dense['value'], vg_dense, vg_pq)})." if vg_dense and vg_pq
+        else "not measured yet at convergence."))
+    if pareto:
+        near = [p for p in pareto["points"] if p["kind"] == "compressed" and p.get("share_of_dense", 0) >= 0.98
+                and p.get("compression", 0) >= 10]
+        out.append("- A compressed point within 2% of dense at >= 10× smaller (quality vs size front): "
+                   + (", ".join(f"{p['label']} ({p['dataset']}, {p['budget']}: {100 * p['share_of_dense']:.0f}% at "
+                                f"{p['compression']:.1f}×)" for p in near) + " (met)" if near
+                      else "none among the points measured (**missed** so far; see the front below)") + ".")
+    return out
+
+
+def pareto_lines(pareto: dict) -> list[str]:
+    lines = ["## Quality vs item-table size", "", f"Written by `{pareto['command']}` from the measured rows "
+             "(no new training). Each panel is one data set and budget; a point is one row's test NDCG@10 (history "
+             "excluded) against the bytes of its item representation (fixed-budget rows: the mean over the seeds they "
+             "share with dense, whose mean over the same seeds gives the % of dense); the front joins the rows no "
+             "other row beats at fewer bytes.", "",
+             "![quality vs item-table size](benchmarks/pareto.png)", "",
+             "| data set | budget | row | seeds | item MB | × smaller | test NDCG@10 | % of dense | on the front |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in pareto["points"]:
+        seeds = ", ".join(map(str, p.get("seeds") or [])) or "2020"
+        lines.append(f"| {p['dataset']} | {p['budget']} | {p['label']} | {seeds} | {p['item_table_mb']:.3g} | "
+                     f"{p['compression']:.1f}× | {p['ndcg@10']:.4f} | {100 * p['share_of_dense']:.0f}% | "
+                     f"{'yes' if p['on_front'] else ''} |")
+    return lines + [""]
+
+
+def render_details(records: list[dict], longer: list[dict] = ()) -> str:
+    """quality_details.md: the fixed-budget tables of ``records``, then the longer-budget
+    comparisons (``--longer``), the probes behind the chosen settings and the notes."""
+    lines = ["# Quality at fixed budgets, settings and notes", "",
+             "The converged tables are in [QUALITY.md](QUALITY.md); this page holds the runs before them.",
+             "Produced by `python benchmarks/quality.py --dataset <name> --epochs 10` (re-rendered from",
+             "`docs/benchmarks/quality_fixed_budget.json` after every model). Leave-one-out by time; every model",
              "trains one row per user (seq2seq) with the same seed, epochs, batch size and learning rate;",
              "the best validation checkpoint is evaluated on test. `SASRec` is `DenseSASRec`: RecBole's",
              "SASRec network with a dense tied table, trained exactly like SASRecJPQ (RecBole's own",
@@ -641,6 +839,9 @@ def parse_args(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="probe a setting (e.g. pq_m=4) for choosing it on validation; the records go to "
                              "--json (default then docs/benchmarks/quality_selection.json), never to the quality table")
+    parser.add_argument("--rank-with-history", action="store_true",
+                        help=f"with --protocol {EXCLUDE_HISTORY}: rank the finished rows' best checkpoints with the "
+                             "history kept (RecBole's protocol, 'full') instead of training them again")
     parser.add_argument("--longer", action="store_true",
                         help="a budget beyond the tables' (e.g. --epochs 30 for a pair of models): the records go to "
                              "--json (default then docs/benchmarks/quality_long.json) and their own section of the "
@@ -652,17 +853,22 @@ def parse_args(argv=None):
             parser.error(f"--converge {args.converge}: the patience must be >= 1 validations")
         args.eval_step, args.stopping_step = 1, args.converge
     # The markdown always shows the equal-budget tables and the longer-budget sections.
-    args.table_json, args.long_json = args.json, LONG_JSON
+    args.long_json = LONG_JSON
     if args.longer:
         if args.json == JSON_DEFAULT:
             args.json = LONG_JSON
-        args.table_json, args.long_json = JSON_DEFAULT, args.json
+        args.long_json = args.json
+    elif args.converge is None and not args.overrides and not args.rank_with_history and args.json == JSON_DEFAULT:
+        args.json = FIXED_JSON  # a fixed budget never mixes with the converged rows
     if args.overrides:
         if args.json == JSON_DEFAULT:
             args.json = SELECTION_JSON
         args.md = None
     if not args.dataset and not args.render:
         parser.error("--dataset is required (or --render)")
+    if args.rank_with_history and args.protocol != EXCLUDE_HISTORY:
+        parser.error(f"--rank-with-history ranks rows trained under --protocol {EXCLUDE_HISTORY}, "
+                     f"not {args.protocol}")
     known = {s.name for s in SPECS}
     unknown = sorted(set(args.models or []) - known)
     if unknown:
@@ -701,6 +907,9 @@ def main(argv=None) -> None:
         plot_progress(data, args.progress.with_suffix(".png"))
         print(f"wrote {args.progress} ({len(data['rows'])} rows)")
         return
+    if args.rank_with_history:
+        rank_finished_with_history(specs, records, args)
+        return
     done = {record_key(r) for r in records}
     for spec in specs:
         key = (args.dataset, spec.protocol, spec.name, settings_key(row_settings(spec, args.dataset, args.overrides)))
@@ -723,8 +932,35 @@ def main(argv=None) -> None:
             write_markdown(args)
 
 
+def rank_finished_with_history(specs: list[Spec], records: list[dict], args) -> None:
+    """``--rank-with-history``: a ``full`` row from each finished row of the papers' protocol."""
+    for spec in specs:
+        source = next((r for r in records if (r["dataset"], r["protocol"], r["model"], r["metric"])
+                       == (args.dataset, EXCLUDE_HISTORY, spec.name, "ndcg@10")), None)
+        if source is None:
+            print(f"[{spec.name}] not finished under {EXCLUDE_HISTORY} in {args.json}; skipped", flush=True)
+            continue
+        new = rank_with_history(spec, args.dataset, args, source)
+        print(f"[{spec.name}] full (history kept): " + ", ".join(f"{r['metric']}={r['value']}" for r in new), flush=True)
+        records = merge(load_records(args.json), new)
+        args.json.write_text(json.dumps(records, indent=1) + "\n")
+    if args.md:
+        write_markdown(args)
+
+
 def write_markdown(args) -> None:
-    args.md.write_text(render_markdown(load_records(args.table_json), load_records(args.long_json)))
+    """The project's JSON files render both pages: QUALITY.md from the converged rows and, beside
+    it, QUALITY_DETAILS.md from the fixed-budget ones.  Another --json renders its own page: as
+    the converged summary for --converge runs, as the fixed-budget tables otherwise."""
+    pareto = json.loads(PARETO_JSON.read_text()) if PARETO_JSON.is_file() else None
+    details_md = args.md.with_name(DETAILS_MD.name)
+    if args.json in (JSON_DEFAULT, FIXED_JSON, LONG_JSON):
+        args.md.write_text(render_summary(load_records(JSON_DEFAULT), pareto))
+        details_md.write_text(render_details(load_records(FIXED_JSON), load_records(args.long_json)))
+    elif args.converge is not None or args.rank_with_history:
+        args.md.write_text(render_summary(load_records(args.json)))
+    else:
+        args.md.write_text(render_details(load_records(args.json), load_records(args.long_json)))
 
 
 if __name__ == "__main__":

@@ -93,3 +93,86 @@ def test_assignment_section_gives_each_size_its_seconds_and_error_shares():
     lines = assignment_section({"command": "python benchmarks/assignment.py", "cpu": "test CPU", "records": records})
     assert "| 10,000 | 256 | 0.4 | 10.5 | 10.1 | 8.2 | 25.0% | 25.0% | 5.0% | 4,341 | 2.4 |" in lines
     assert "| 1,000,000 | 32,768 | 60.0 | 600.0 |  |  | 10.0% |  |  | 5 | 90.0 |" in lines
+
+
+def test_pareto_front_keeps_exactly_the_points_no_smaller_point_beats():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from benchmarks.pareto import front
+
+    point = st.builds(lambda mb, ndcg: {"item_table_mb": mb, "ndcg@10": ndcg},
+                      st.sampled_from([0.1, 0.3, 0.5, 1.0, 3.0]), st.floats(0.0, 0.3, allow_nan=False))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(point, min_size=1, max_size=12))
+    def check(points):
+        on = front(points)
+        ids = {id(p) for p in on}
+        for p in points:
+            beaten = any(q is not p and q["item_table_mb"] <= p["item_table_mb"] and q["ndcg@10"] >= p["ndcg@10"]
+                         and (q["item_table_mb"], -q["ndcg@10"]) < (p["item_table_mb"], -p["ndcg@10"])
+                         for q in points)
+            assert (id(p) in ids) == (not beaten and p is next(q for q in sorted(points, key=lambda q: (
+                q["item_table_mb"], -q["ndcg@10"])) if (q["item_table_mb"], q["ndcg@10"]) == (
+                p["item_table_mb"], p["ndcg@10"])))
+        assert [p["item_table_mb"] for p in on] == sorted(p["item_table_mb"] for p in on)
+        assert all(a["ndcg@10"] < b["ndcg@10"] for a, b in zip(on, on[1:]))
+
+    check()
+
+
+def test_pareto_seed_means_use_the_seeds_dense_ran():
+    from benchmarks.pareto import panels, seed_mean_points
+
+    def row(variant, seed, value, model="SASRecJPQ"):
+        mb = 5.79 if model == "DenseSASRec" else 0.5
+        return {**_defaults_row(variant, seed, 0.0, 0.0, value, model=model), "hidden_size": 64, "item_table_mb": mb}
+
+    points = seed_mean_points({"records": [row("dense", 1, 0.05, "DenseSASRec"), row("dense", 2, 0.07, "DenseSASRec"),
+                                           row("pq", 1, 0.045), row("late", 3, 0.09)]})
+    assert {p["label"] for p in points} == {"dense", "pq"}  # "late" shares no seed with dense
+    pq = next(p for p in points if p["label"] == "pq")
+    panels(points)
+    assert pq["seeds"] == [1] and pq["share_of_dense"] == 0.9 and pq["on_front"]
+
+
+def _quality_record(dataset, model, value, protocol="full_exclude_history", converged=True, compression=1.0, **extra):
+    return {"dataset": dataset, "protocol": protocol, "model": model, "metric": "ndcg@10", "value": value,
+            "converged": converged, "compression": compression, "item_table_mb": 3.0 / compression if compression else None, "epochs": 10,
+            "steps": 480, "train_seconds": 3600.0, **extra}
+
+
+def test_summary_targets_say_met_missed_or_not_converged():
+    from benchmarks.quality import converged_table_lines, summary_target_lines
+
+    records = [_quality_record("ml-1m", "SASRec", 0.18), _quality_record("ml-1m", "SASRecJPQ-svd_pq", 0.171, compression=11.0),
+               _quality_record("ml-1m", "Pop", 0.018, compression=None, item_table_mb=None),
+               _quality_record("ml-1m", "BERT4Rec", 0.08), _quality_record("ml-1m", "gBERT4Rec", 0.1, converged=False),
+               _quality_record("video-games", "SASRec", 0.05),
+               _quality_record("video-games", "SASRecJPQ-svd_pq", 0.049, compression=13.6)]
+    pareto = {"points": [{"dataset": "ml-1m", "budget": "converged", "label": "SASRecJPQ-svd_pq", "kind": "compressed",
+                          "share_of_dense": 0.95, "compression": 11.0}]}
+    text = "\n".join(summary_target_lines(records, pareto))
+    assert "0.1800 (met); 104% of gSASRec's 0.1726" in text
+    assert "SASRecJPQ-svd_pq >= 95% of DenseSASRec with a >= 10× smaller item table: 95.0% at 11.0× (met)" in text
+    assert "BERT4Rec >= 5× Pop's NDCG@10: 4.4× (**missed**)" in text
+    assert "gBERT4Rec >= 5× Pop's NDCG@10: 5.6× (not yet converged)" in text
+    assert "gBERT4RecJPQ >= 5× Pop's NDCG@10: not measured yet" in text
+    assert "Video Games SASRecJPQ-svd_pq >= DenseSASRec: 98.0% of dense at 13.6× (**missed**)" in text
+    assert "none among the points measured (**missed** so far" in text
+    table = "\n".join(converged_table_lines("ml-1m", "full_exclude_history", [r for r in records if r["dataset"] == "ml-1m"]))
+    assert "| SASRecJPQ-svd_pq | 0.1710 | - | - | 95% of SASRec | 9.5× | 0.273 (11.0×) | yes | 10 | 480 | 1.0 |" in table
+    assert "| gBERT4Rec | 0.1000 | - | - |  | 5.6× | 3 (1.0×) | no (cap) |" in table
+    assert table.index("| SASRec |") < table.index("| Pop |")  # Pop last
+
+
+def test_popularity_records_cover_both_protocols():
+    from benchmarks.popularity import pop_records
+
+    metrics = {"ndcg@10": 0.02, "recall@10": 0.04, "hit@10": 0.04}
+    lower = {"ndcg@10": 0.01, "recall@10": 0.02, "hit@10": 0.02}
+    records = pop_records("ml-1m", {"valid": metrics, "test": metrics}, {"valid": lower, "test": lower}, 1.0)
+    by_key = {(r["protocol"], r["metric"]): r["value"] for r in records}
+    assert by_key == {("full_exclude_history", m): v for m, v in metrics.items()} | {("full", m): v for m, v in lower.items()}
+    assert all(r["model"] == "Pop" and r["converged"] and r["item_table_mb"] is None for r in records)

@@ -101,16 +101,21 @@ def test_quality_longer_budget_goes_to_its_own_file_and_section(tmp_path, monkey
     monkeypatch.setattr(quality, "ROOT", tmp_path)
     monkeypatch.setattr(quality, "SELECTION_JSON", tmp_path / "selection.json")
     table, longer, md = tmp_path / "q.json", tmp_path / "long.json", tmp_path / "Q.md"
-    monkeypatch.setattr(quality, "JSON_DEFAULT", table)
+    converged = tmp_path / "converged.json"
+    monkeypatch.setattr(quality, "JSON_DEFAULT", converged)
+    monkeypatch.setattr(quality, "FIXED_JSON", table)
     monkeypatch.setattr(quality, "LONG_JSON", longer)
+    monkeypatch.setattr(quality, "PARETO_JSON", tmp_path / "pareto.json")
     common = ["--dataset", "ml-100k", "--models", "SASRec", "--max-seq-length", "20", "--md", str(md)]
     quality.main(common + ["--epochs", "1"])
     rows = json.loads(table.read_text())
+    assert not converged.exists()  # a fixed budget never lands among the converged rows
     quality.main(common + ["--epochs", "2", "--longer"])
     assert json.loads(table.read_text()) == rows  # the equal-budget table is untouched
     long_rows = json.loads(longer.read_text())
     assert {r["budget"]["epochs"] for r in long_rows} == {2} and {r["model"] for r in long_rows} == {"SASRec"}
-    text = md.read_text()
+    assert md.read_text().startswith("# Quality on real data")  # the converged summary (none yet)
+    text = (tmp_path / "QUALITY_DETAILS.md").read_text()
     assert "## ml-100k: full ranking\n" in text and "## ml-100k: full ranking, longer budget (2 epochs)" in text
     assert text.count("| SASRec |") == 2
     # A longer run never resumes the shorter run's checkpoint: each budget has its own folder.
@@ -211,3 +216,42 @@ def test_defaults_table_shows_both_protocols_and_leaves_older_rows_blank():
     assert cells["dense"][column] == "0.2000 (100%)"
     assert cells["codes-x"][column] == "0.1500 (75%)"
     assert cells["old"][column] == ""
+
+
+def test_converged_rows_rank_with_history_from_the_same_checkpoint(tmp_path, monkeypatch):
+    """--rank-with-history: a row trained under the papers' protocol gets its `full` (RecBole's)
+    records from the same best checkpoint, which must first reproduce the recorded metrics."""
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
+    from benchmarks import quality
+
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    monkeypatch.setattr(quality, "SELECTION_JSON", tmp_path / "selection.json")
+    monkeypatch.setattr(quality, "LONG_JSON", tmp_path / "long.json")
+    out, md = tmp_path / "c.json", tmp_path / "C.md"
+    argv = ["--dataset", "ml-100k", "--protocol", "full_exclude_history", "--models", "SASRecJPQ-svd_pq",
+            "--converge", "1", "--epochs", "3", "--max-seq-length", "20", "--json", str(out), "--md", str(md)]
+    quality.main(argv)
+    excluded = {r["metric"]: r for r in json.loads(out.read_text())}
+    assert {r["protocol"] for r in excluded.values()} == {"full_exclude_history"}
+    assert all(r["settings"]["eval_exclude_history"] is True for r in excluded.values())
+    quality.main(argv + ["--rank-with-history"])
+    rows = json.loads(out.read_text())
+    kept = {r["metric"]: r for r in rows if r["protocol"] == "full"}
+    assert set(kept) == {"ndcg@10", "recall@10", "hit@10"}
+    for metric, record in kept.items():
+        assert record["selected_on"] == "full_exclude_history" and "eval_exclude_history" not in record["settings"]
+        assert record["epochs"] == excluded[metric]["epochs"] and record["steps"] == excluded[metric]["steps"]
+        # ml-100k repeats no (user, item) pair: removing the history's items can only lift the target
+        assert record["value"] <= excluded[metric]["value"]
+    assert kept["ndcg@10"]["value"] < excluded["ndcg@10"]["value"]  # popular history items outrank targets
+    text = md.read_text()
+    assert "## ml-100k: RecBole's protocol (history kept)" in text and "checkpoint chosen on full_exclude_history" in text
+    assert "## ml-100k: the papers' protocol (history excluded)" in text
+
+    tampered = [dict(r, value=r["value"] + 0.01) if (r["protocol"], r["metric"]) == ("full_exclude_history", "ndcg@10")
+                else r for r in rows]
+    out.write_text(json.dumps(tampered))
+    with pytest.raises(RuntimeError, match="not the recorded checkpoint"):
+        quality.main(argv + ["--rank-with-history"])
+    with pytest.raises(SystemExit):  # ranks rows of the papers' protocol only
+        quality.parse_args(["--dataset", "ml-100k", "--protocol", "full", "--rank-with-history"])

@@ -135,7 +135,7 @@ def kmeans(points: np.ndarray, b: int, seed: int, iterations: int = 20,
     (``flat_kmeans``), two_level (``two_level_kmeans``), or auto: two_level from
     TWO_LEVEL_MIN_POINTS points on, or where one flat iteration would compute more than
     FLAT_KMEANS_ENTRIES point-centroid distances (1M items x 2^15 codes: 2^35 per split).  Chosen
-    on validation NDCG@10 (docs/QUALITY.md, "Defaults over seeds"): two levels beat flat on
+    on validation NDCG@10 (docs/QUALITY_DETAILS.md, "Defaults over seeds"): two levels beat flat on
     Amazon Video Games (23.7K items) and lost on ml-100k (1.7K items)."""
     if quantiser not in KMEANS_QUANTISERS:
         raise ConfigError(f"pq_kmeans='{quantiser}' is not supported; use one of {list(KMEANS_QUANTISERS)}.")

@@ -14,7 +14,7 @@ dense head: residual vectors of the most popular items (``ItemCodeEmbedding``), 
 as fit (none where codes and tables already use the budget, e.g. ml-100k and ML-1M).  With
 both auto, b stays at ``MIN_CODES`` (one-byte codes) and the head takes the rest: on Amazon
 Video Games 1,353 head items at b = 256 beat 371 at b = 512 and b = 512 alone on validation
-(docs/QUALITY.md, "Defaults over seeds").
+(docs/QUALITY_DETAILS.md, "Defaults over seeds").
 """
 
 from __future__ import annotations
