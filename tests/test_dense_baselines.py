@@ -170,8 +170,10 @@ def test_popularity_with_history_left_in_by_hand(tmp_path):
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
         f"{user}\t{item}\t{t}\n" for user, items in rows.items() for t, item in enumerate(items)))
     result = popularity_unremoved(inter, k=2)
-    assert result["valid"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 3), "recall@2": pytest.approx(1 / 3)}
-    assert result["test"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 4), "recall@2": pytest.approx(1 / 4)}
+    assert result["valid"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 3), "recall@2": pytest.approx(1 / 3),
+                               "hit@2": pytest.approx(1 / 3)}  # one target per user: hit rate = recall
+    assert result["test"] == {"ndcg@2": pytest.approx(1 / math.log2(3) / 4), "recall@2": pytest.approx(1 / 4),
+                              "hit@2": pytest.approx(1 / 4)}
 
 
 def test_quality_converge_records_curve_steps_and_stop_reason(tmp_path, monkeypatch):
