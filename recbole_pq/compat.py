@@ -102,6 +102,20 @@ def _count_every_interaction_in_pop() -> None:
     Pop.calculate_loss = calculate_loss
 
 
+def exclude_history_in_full_sort(model) -> None:
+    """``eval_exclude_history: true`` for one of RecBole's own sequential models (e.g.
+    BERT4Rec), which do not read the key: its ``full_sort_predict`` scores the items of the
+    input sequence -inf, as the plugin's models do.  Patches this instance only."""
+    full_sort_predict = model.full_sort_predict
+
+    def without_history(interaction):
+        scores = full_sort_predict(interaction)
+        history = interaction[model.ITEM_SEQ]  # padding is id 0, never a real item
+        return scores.scatter(1, history.clamp(min=0), float("-inf"))
+
+    model.full_sort_predict = without_history
+
+
 @contextmanager
 def isolated_argv():
     """RecBole's Config parses ``--key=value`` from ``sys.argv`` by itself.  Our entry

@@ -170,6 +170,11 @@ def setup(model: str, dataset: str, config_file_list=None, config_dict=None):
     data = load_data(config)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model_obj = config.model_class(config, data[0]._dataset).to(config["device"])
+    if config["eval_exclude_history"] and not hasattr(model_obj, "eval_exclude_history"):
+        if not hasattr(model_obj, "ITEM_SEQ"):  # RecBole's general models: its evaluation removes the history itself
+            logger.info("eval_exclude_history: %s's full-sort evaluation removes the training history", config["model"])
+        else:
+            compat.exclude_history_in_full_sort(model_obj)
     logger.info(model_obj)
     return config, data, model_obj, make_trainer(config, model_obj)
 

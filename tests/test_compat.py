@@ -78,3 +78,29 @@ def test_pop_counts_every_interaction():
     Pop.calculate_loss(pop, {"item_id": torch.tensor([1, 1, 3, 1])})
     Pop.calculate_loss(pop, {"item_id": torch.tensor([3])})
     assert pop.item_cnt.squeeze(1).tolist() == [0, 3, 0, 2] and pop.max_cnt.item() == 3
+
+
+def test_recbole_sequential_model_ranks_without_history_when_asked(ml1m_slice, fast_settings):
+    """RecBole's BERT4Rec does not read eval_exclude_history: without the shim its full-sort
+    scores keep the history's items rankable (the first check), with it they are -inf and
+    every other score is the model's own (the reference: its unpatched full_sort_predict)."""
+    from recbole_pq.pipeline import setup
+
+    settings = {**fast_settings, "data_path": str(ml1m_slice), "train_mode": "seq2seq"}
+    _, (_, _, test), plain, _ = setup("BERT4Rec", "ml-1m", config_dict={**settings, "eval_exclude_history": False})
+    interaction = next(iter(test))[0]
+    history = interaction[plain.ITEM_SEQ]
+    kept = plain.full_sort_predict(interaction)
+    assert torch.isfinite(kept.gather(1, history)).all()
+
+    _, (_, _, test), model, _ = setup("BERT4Rec", "ml-1m", config_dict={**settings, "eval_exclude_history": True})
+    model.eval()
+    interaction = next(iter(test))[0]
+    history = interaction[model.ITEM_SEQ]
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+        reference = type(model).full_sort_predict(model, interaction)
+    masked = torch.zeros_like(scores, dtype=torch.bool).scatter(1, history, True)
+    assert torch.isinf(scores[masked]).all() and (scores[masked] < 0).all()
+    assert torch.equal(scores[~masked], reference[~masked]) and torch.isfinite(reference[masked]).all()
+    assert (history[:, 0] > 0).all() and masked[:, 1:].sum(1).ge(1).all()
