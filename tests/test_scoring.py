@@ -281,3 +281,23 @@ def test_passive_wait_setting_does_not_leak_to_child_processes():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_numba_thread_pool_leaves_torch_thread_count_alone():
+    """Starting numba's OpenMP pool (on import) set the process's OpenMP thread count to every
+    core: training run with OMP_NUM_THREADS=1 then ran two threads, one of them spinning."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    code = ("import numpy as np, torch, recbole_pq\n"
+            "from recbole_pq.items.scoring import make_scorer\n"
+            "from recbole_pq.items.sub_item_table import ItemCodeEmbedding\n"
+            "items = ItemCodeEmbedding(np.random.randint(0, 256, (50000, 8)).astype(np.uint8), 256, 64)\n"
+            "make_scorer('pqtopk', 16384, 'numba').topk(torch.randn(4, 64), items, 10)\n"
+            "print(torch.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "1"

@@ -34,16 +34,25 @@ def _start_threads_waiting_passively() -> None:
     compete with the one still working: one busy core made a 1M-item scan ~5x slower.
     The setting is read once, when numba's own OpenMP runtime is loaded (torch has its
     own, loaded before and not affected); it is removed again so that child processes
-    (Ray workers, torch in them) keep their defaults."""
-    if numba is None or "OMP_WAIT_POLICY" in os.environ:
+    (Ray workers, torch in them) keep their defaults.  Starting the pool sets the process's
+    OpenMP thread count to numba's (every core): torch's count is put back, so that
+    ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` still decide how many threads training uses."""
+    if numba is None:
         return
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    passive = "OMP_WAIT_POLICY" not in os.environ
+    if passive:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
     try:
         from numba.np.ufunc import parallel
 
         parallel._launch_threads()
     finally:
-        del os.environ["OMP_WAIT_POLICY"]
+        if passive:
+            del os.environ["OMP_WAIT_POLICY"]
+        torch.set_num_threads(torch_threads)
 
 
 _start_threads_waiting_passively()
