@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import math
 import sys
 import tempfile
@@ -27,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.quality import PROTOCOL_METRICS, save_records  # noqa: E402
+
+METRICS = PROTOCOL_METRICS["full"]  # the same three for both protocols
 
 
 def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
@@ -61,9 +63,6 @@ def popularity_unremoved(inter_file: Path, k: int = 10) -> dict:
         hits = sum(t in rank for t in items) / len(items)  # one target per user: recall = hit rate
         result[split] = {f"ndcg@{k}": sum(gains) / len(items), f"recall@{k}": hits, f"hit@{k}": hits}
     return result
-
-
-METRICS = ("ndcg@10", "recall@10", "hit@10")
 
 
 def pop_records(dataset: str, removed: dict, unremoved: dict, seconds: float) -> list[dict]:
@@ -107,17 +106,15 @@ def main(argv=None) -> dict:
     for split in ("best_valid_result", "test_result"):
         metrics = result[split]
         print(f"Pop {args.dataset} {split.split('_')[-2]}, history removed: "
-              + ", ".join(f"{name} {float(metrics[name]):.4f}" for name in ("ndcg@10", "recall@10", "hit@10")))
+              + ", ".join(f"{name} {float(metrics[name]):.4f}" for name in METRICS))
     result["unremoved"] = popularity_unremoved(Path(args.data_path) / args.dataset / f"{args.dataset}.inter")
     for split, metrics in result["unremoved"].items():
         print(f"Pop {args.dataset} {split}, history left in: "
               + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
     if args.json:
-        from benchmarks.quality import load_records, merge
-
         removed = {"valid": result["best_valid_result"], "test": result["test_result"]}
         new = pop_records(args.dataset, removed, result["unremoved"], time.perf_counter() - start)
-        args.json.write_text(json.dumps(merge(load_records(args.json), new), indent=1) + "\n")
+        save_records(args.json, new)
         print(f"merged {len(new)} Pop records into {args.json}")
     return result
 

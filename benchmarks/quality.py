@@ -438,6 +438,13 @@ def merge(records: list[dict], new: list[dict], by_settings: bool = False) -> li
     return [r for r in records if record_key(r, by_settings) not in keys] + new
 
 
+def save_records(path: Path, new: list[dict], by_settings: bool = False) -> None:
+    """Merge ``new`` into the record file at ``path`` (see ``merge``) and write it back."""
+    records = merge(load_records(path), new, by_settings=by_settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1) + "\n")
+
+
 def fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -940,9 +947,7 @@ def main(argv=None) -> None:
             new = train_one(spec, args.dataset, args)
         print(f"[{spec.name}] " + ", ".join(f"{r['metric']}={r['value']}" for r in new)
               + f" in {new[0]['train_seconds']} s", flush=True)
-        records = merge(load_records(args.json), new, by_settings=bool(args.overrides))
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(records, indent=1) + "\n")
+        save_records(args.json, new, by_settings=bool(args.overrides))
         if args.md:
             write_markdown(args)
 
@@ -957,8 +962,7 @@ def rank_finished_with_history(specs: list[Spec], records: list[dict], args) -> 
             continue
         new = rank_with_history(spec, args.dataset, args, source)
         print(f"[{spec.name}] full (history kept): " + ", ".join(f"{r['metric']}={r['value']}" for r in new), flush=True)
-        records = merge(load_records(args.json), new)
-        args.json.write_text(json.dumps(records, indent=1) + "\n")
+        save_records(args.json, new)
     if args.md:
         write_markdown(args)
 

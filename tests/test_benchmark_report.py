@@ -176,3 +176,21 @@ def test_popularity_records_cover_both_protocols():
     by_key = {(r["protocol"], r["metric"]): r["value"] for r in records}
     assert by_key == {("full_exclude_history", m): v for m, v in metrics.items()} | {("full", m): v for m, v in lower.items()}
     assert all(r["model"] == "Pop" and r["converged"] and r["item_table_mb"] is None for r in records)
+
+
+def test_save_records_replaces_the_rows_of_the_same_model_and_keeps_the_rest(tmp_path):
+    import json
+
+    from benchmarks.quality import save_records
+
+    def rows(model, protocol, value):
+        return [{"dataset": "ml-1m", "protocol": protocol, "model": model, "metric": m, "value": value}
+                for m in ("ndcg@10", "recall@10")]
+
+    path = tmp_path / "docs" / "quality.json"  # folders made as needed
+    save_records(path, rows("SASRec", "full", 0.1) + rows("Pop", "full", 0.01))
+    save_records(path, rows("SASRec", "full", 0.2) + rows("SASRec", "full_exclude_history", 0.3))
+    saved = {(r["model"], r["protocol"], r["metric"]): r["value"] for r in json.loads(path.read_text())}
+    assert len(saved) == 6 and len(json.loads(path.read_text())) == 6
+    assert saved[("SASRec", "full", "ndcg@10")] == 0.2 and saved[("Pop", "full", "recall@10")] == 0.01
+    assert saved[("SASRec", "full_exclude_history", "ndcg@10")] == 0.3
