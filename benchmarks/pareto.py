@@ -6,6 +6,8 @@ No training: reads the rows already measured and groups them into panels of one 
 and one budget, so that every point of a panel was trained and ranked alike:
 - docs/benchmarks/quality.json: the rows trained to convergence (``converged``), papers'
   protocol (history excluded);
+- docs/benchmarks/quality_selection.json: the ``--set`` probes trained to convergence the same
+  way (e.g. ``--set hidden_size=128 --converge 20``), labelled with their sizes;
 - docs/benchmarks/defaults_seeds.json: benchmarks/defaults.py's rows at a fixed budget, each
   the mean over the seeds it shares with the dense row (test NDCG@10 with the history
   excluded, from the same checkpoints); its share of dense is over those seeds too.
@@ -27,7 +29,9 @@ from benchmarks.harness import ROOT  # noqa: E402
 
 QUALITY_JSON = ROOT / "docs" / "benchmarks" / "quality.json"
 SEEDS_JSON = ROOT / "docs" / "benchmarks" / "defaults_seeds.json"
+SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"  # --set probes, converged ones included
 OUT = ROOT / "docs" / "benchmarks" / "pareto.json"
+SIZE_KEYS = {"hidden_size": "d", "pq_m": "m", "pq_b": "b", "pq_dense_head": "head"}  # setting -> short label
 PROTOCOL = "full_exclude_history"
 
 
@@ -42,14 +46,17 @@ def front(points: list[dict]) -> list[dict]:
     return out
 
 
-def converged_points(records: list[dict]) -> list[dict]:
-    """One point per converged row of the papers' protocol that has an item table (not Pop)."""
+def converged_points(records: list[dict], probes: bool = False) -> list[dict]:
+    """One point per converged row of the papers' protocol that has an item table (not Pop).
+    ``probes``: the records are converged ``--set`` probes (quality_selection.json), each
+    labelled with its sizes, as one row may have been trained at several."""
     points = []
     for r in records:
         if (r["protocol"], r["metric"]) != (PROTOCOL, "ndcg@10") or not r.get("converged") or r.get("item_table_mb") is None:
             continue
-        sizes = {k: r["settings"][k] for k in ("hidden_size", "pq_m", "pq_b", "pq_dense_head") if k in r["settings"]}
-        points.append({"dataset": r["dataset"], "budget": "converged", "label": r["model"], "sizes": sizes,
+        sizes = {k: r["settings"][k] for k in SIZE_KEYS if k in r["settings"]}
+        label = r["model"] + (" " + " ".join(f"{SIZE_KEYS[k]}={v}" for k, v in sizes.items()) if probes else "")
+        points.append({"dataset": r["dataset"], "budget": "converged", "label": label, "sizes": sizes,
                        "kind": "dense" if r["compression"] == 1.0 else "compressed",
                        "item_table_mb": r["item_table_mb"], "compression": r["compression"], "ndcg@10": r["value"]})
     return points
@@ -128,6 +135,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=OUT)
     args = parser.parse_args(argv)
     points = converged_points(json.loads(QUALITY_JSON.read_text()) if QUALITY_JSON.is_file() else [])
+    if SELECTION_JSON.is_file():
+        points += converged_points(json.loads(SELECTION_JSON.read_text()), probes=True)
     if SEEDS_JSON.is_file():
         points += seed_mean_points(json.loads(SEEDS_JSON.read_text()))
     if not points:

@@ -194,3 +194,22 @@ def test_save_records_replaces_the_rows_of_the_same_model_and_keeps_the_rest(tmp
     assert len(saved) == 6 and len(json.loads(path.read_text())) == 6
     assert saved[("SASRec", "full", "ndcg@10")] == 0.2 and saved[("Pop", "full", "recall@10")] == 0.01
     assert saved[("SASRec", "full_exclude_history", "ndcg@10")] == 0.3
+
+
+def test_pareto_takes_converged_probes_with_their_sizes_and_leaves_fixed_budget_probes_out():
+    from benchmarks.pareto import converged_points
+
+    def record(model, settings, converged, mb, value, metric="ndcg@10"):
+        return {"dataset": "video-games", "protocol": "full_exclude_history", "model": model, "metric": metric,
+                "value": value, "converged": converged, "settings": settings, "item_table_mb": mb,
+                "compression": 1.0 if model == "SASRec" else 11.3}
+
+    probes = [record("SASRecJPQ-svd_pq", {"code_assignment": "svd_pq", "pq_m": 16, "hidden_size": 128}, True, 0.51, 0.06),
+              record("SASRecJPQ-svd_pq", {"code_assignment": "svd_pq", "pq_m": 16, "hidden_size": 128}, True, 0.51, 0.1,
+                     metric="recall@10"),
+              record("SASRec", {"hidden_size": 128}, True, 11.6, 0.058),
+              record("SASRecJPQ-svd", {"pq_m": 8}, False, 0.25, 0.03)]  # a 10-epoch probe: not on a converged panel
+    points = converged_points(probes, probes=True)
+    assert [(p["label"], p["kind"], p["ndcg@10"]) for p in points] == [
+        ("SASRecJPQ-svd_pq d=128 m=16", "compressed", 0.06), ("SASRec d=128", "dense", 0.058)]
+    assert converged_points(probes[:1])[0]["label"] == "SASRecJPQ-svd_pq"  # a table row keeps its name
