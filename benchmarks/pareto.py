@@ -58,7 +58,8 @@ def converged_points(records: list[dict], probes: bool = False) -> list[dict]:
         label = r["model"] + (" " + " ".join(f"{SIZE_KEYS[k]}={v}" for k, v in sizes.items()) if probes else "")
         points.append({"dataset": r["dataset"], "budget": "converged", "label": label, "sizes": sizes,
                        "kind": "dense" if r["compression"] == 1.0 else "compressed",
-                       "item_table_mb": r["item_table_mb"], "compression": r["compression"], "ndcg@10": r["value"]})
+                       "item_table_mb": r["item_table_mb"], "compression": r["compression"], "ndcg@10": r["value"],
+                       "valid_ndcg@10": (r.get("valid") or {}).get("ndcg@10")})
     return points
 
 
@@ -86,17 +87,23 @@ def seed_mean_points(data: dict) -> list[dict]:
 
 
 def panels(points: list[dict]) -> dict[tuple, list[dict]]:
-    """(data set, budget) -> its points, each with its share of the panel's best dense row and
-    whether it is on the panel's front."""
+    """(data set, budget) -> its points, each with its share of the panel's dense reference,
+    how many times smaller than it it is, and whether it is on the panel's front.  The
+    reference is the dense row with the best validation NDCG@10 (as settings are chosen: a
+    dense row at another width is a point, and the reference only if validation prefers it);
+    seed-mean points take dense's mean over their own seeds."""
     out = {}
     for p in points:
         out.setdefault((p["dataset"], p["budget"]), []).append(p)
     for group in out.values():
-        dense = max((p["ndcg@10"] for p in group if p["kind"] == "dense"), default=None)
+        dense = [p for p in group if p["kind"] == "dense"]
+        reference = max(dense, key=lambda p: (p.get("valid_ndcg@10") or 0.0, p["ndcg@10"]), default=None)
         on_front = {id(p) for p in front(group)}
         for p in group:
-            reference = p.get("dense_ndcg@10", dense)  # seed means: dense over the same seeds
-            p["share_of_dense"] = round(p["ndcg@10"] / reference, 4) if reference else None
+            dense_ndcg = p.get("dense_ndcg@10", reference and reference["ndcg@10"])
+            p["share_of_dense"] = round(p["ndcg@10"] / dense_ndcg, 4) if dense_ndcg else None
+            p["dense_reference"] = reference and reference["label"]
+            p["smaller_than_dense"] = round(reference["item_table_mb"] / p["item_table_mb"], 2) if reference else None
             p["on_front"] = id(p) in on_front
     return out
 

@@ -213,3 +213,24 @@ def test_pareto_takes_converged_probes_with_their_sizes_and_leaves_fixed_budget_
     assert [(p["label"], p["kind"], p["ndcg@10"]) for p in points] == [
         ("SASRecJPQ-svd_pq d=128 m=16", "compressed", 0.06), ("SASRec d=128", "dense", 0.058)]
     assert converged_points(probes[:1])[0]["label"] == "SASRecJPQ-svd_pq"  # a table row keeps its name
+
+
+def test_pareto_reference_is_the_dense_row_validation_prefers_and_sizes_count_against_it():
+    from benchmarks.pareto import panels
+    from benchmarks.quality import summary_target_lines
+
+    def point(label, kind, mb, test, valid):
+        return {"dataset": "video-games", "budget": "converged", "label": label, "kind": kind, "item_table_mb": mb,
+                "compression": 1.0 if kind == "dense" else 24.0, "ndcg@10": test, "valid_ndcg@10": valid}
+
+    wide = point("SASRec d=128", "dense", 11.6, 0.070, 0.072)  # best on test, not on validation
+    chosen = point("SASRec", "dense", 5.8, 0.060, 0.075)
+    codes = point("SASRecJPQ d=128", "compressed", 0.58, 0.059, 0.070)
+    panels([wide, chosen, codes])
+    assert codes["dense_reference"] == "SASRec" and codes["smaller_than_dense"] == 10.0
+    assert codes["share_of_dense"] == round(0.059 / 0.060, 4) and wide["smaller_than_dense"] == 0.5
+    text = "\n".join(summary_target_lines([], {"points": [wide, chosen, codes]}))
+    assert "SASRecJPQ d=128 (video-games, converged: 98% at 10.0×) (met)" in text
+    codes["item_table_mb"] = 0.6  # 9.7x: not >= 10x smaller than the reference, whatever its own compression says
+    panels([wide, chosen, codes])
+    assert "none among the points measured" in "\n".join(summary_target_lines([], {"points": [wide, chosen, codes]}))
