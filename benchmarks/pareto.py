@@ -123,8 +123,9 @@ def plot(groups: dict[tuple, list[dict]], path: Path) -> None:
         line = front(group)
         ax.step([p["item_table_mb"] for p in line], [p["ndcg@10"] for p in line], where="post", color="grey",
                 alpha=0.6, label="front")
-        for p in group:
-            ax.annotate(p["label"], (p["item_table_mb"], p["ndcg@10"]), fontsize=6, xytext=(3, 3),
+        for i, p in enumerate(sorted(group, key=lambda p: p["item_table_mb"])):
+            # alternate above / below so that neighbouring labels do not print over each other
+            ax.annotate(p["label"], (p["item_table_mb"], p["ndcg@10"]), fontsize=6, xytext=(3, 3 if i % 2 else -8),
                         textcoords="offset points")
         ax.set(xscale="log", xlabel="item representation, MB (log)", ylabel="test NDCG@10 (history excluded)",
                title=f"{dataset}, {budget}")
