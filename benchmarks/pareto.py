@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness import ROOT  # noqa: E402
+from benchmarks.quality import converged_under_patience  # noqa: E402
 
 QUALITY_JSON = ROOT / "docs" / "benchmarks" / "quality.json"
 SEEDS_JSON = ROOT / "docs" / "benchmarks" / "defaults_seeds.json"
@@ -52,7 +53,8 @@ def converged_points(records: list[dict], probes: bool = False) -> list[dict]:
     labelled with its sizes, as one row may have been trained at several."""
     points = []
     for r in records:
-        if (r["protocol"], r["metric"]) != (PROTOCOL, "ndcg@10") or not r.get("converged") or r.get("item_table_mb") is None:
+        if ((r["protocol"], r["metric"]) != (PROTOCOL, "ndcg@10") or r.get("item_table_mb") is None
+                or not (converged_under_patience(r) if probes else r.get("converged"))):
             continue
         sizes = {k: r["settings"][k] for k in SIZE_KEYS if k in r["settings"]}
         label = r["model"] + (" " + " ".join(f"{SIZE_KEYS[k]}={v}" for k, v in sizes.items()) if probes else "")

@@ -798,6 +798,12 @@ def table_lines(dataset: str, protocol: str, rows: list[dict], heading_suffix: s
     return lines + [""] + target_lines(rows) + [""]
 
 
+def converged_under_patience(record: dict) -> bool:
+    """Trained with ``--converge`` (validation every epoch) until the patience rule stopped it; a
+    fixed-budget run that RecBole's early stop ended is not converged in this sense."""
+    return bool(record.get("converged")) and record.get("budget", {}).get("eval_step") == 1
+
+
 def selection_lines(probes: list[dict]) -> list[str]:
     """The probes (``--set``) behind DATASET_SETTINGS: one row per setting tried, validation only."""
     if not probes:
@@ -808,7 +814,8 @@ def selection_lines(probes: list[dict]) -> list[str]:
              "(dropout, hidden size) with the best validation NDCG@10; its compressed twin keeps that backbone and",
              "takes the item-table settings with the best validation NDCG@10 among those at least 10x smaller than",
              "the dense table, so the two rows differ in the item table only.", "",
-             "| dataset | model | settings | valid ndcg@10 | compression | chosen |", "|---|---|---|---|---|---|"]
+             "| dataset | model | settings | budget | valid ndcg@10 | compression | chosen |",
+             "|---|---|---|---|---|---|---|"]
     seen = set()
     for r in sorted(probes, key=lambda r: (r["dataset"], r["model"])):
         key = record_key(r)
@@ -818,7 +825,9 @@ def selection_lines(probes: list[dict]) -> list[str]:
         spec = spec_named(r["model"], r["protocol"])
         chosen = {**spec.config, **DATASET_SETTINGS.get((r["dataset"], r["model"]), {})} == r["settings"]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if spec.config.get(k) != v) or "(spec's own)"
-        lines.append(f"| {r['dataset']} | {r['model']} | {settings} | {fmt(r['valid']['ndcg@10'])} | "
+        budget = (f"converged ({r['epochs']} epochs)" if converged_under_patience(r)
+                  else f"{r['budget']['epochs']} epochs")
+        lines.append(f"| {r['dataset']} | {r['model']} | {settings} | {budget} | {fmt(r['valid']['ndcg@10'])} | "
                      f"{r['compression']:.1f}x | {'yes' if chosen else ''} |")
     return lines + [""]
 

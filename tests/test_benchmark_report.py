@@ -199,16 +199,18 @@ def test_save_records_replaces_the_rows_of_the_same_model_and_keeps_the_rest(tmp
 def test_pareto_takes_converged_probes_with_their_sizes_and_leaves_fixed_budget_probes_out():
     from benchmarks.pareto import converged_points
 
-    def record(model, settings, converged, mb, value, metric="ndcg@10"):
+    def record(model, settings, converged, mb, value, metric="ndcg@10", eval_step=1):
         return {"dataset": "video-games", "protocol": "full_exclude_history", "model": model, "metric": metric,
                 "value": value, "converged": converged, "settings": settings, "item_table_mb": mb,
-                "compression": 1.0 if model == "SASRec" else 11.3}
+                "compression": 1.0 if model == "SASRec" else 11.3, "budget": {"eval_step": eval_step}}
 
     probes = [record("SASRecJPQ-svd_pq", {"code_assignment": "svd_pq", "pq_m": 16, "hidden_size": 128}, True, 0.51, 0.06),
               record("SASRecJPQ-svd_pq", {"code_assignment": "svd_pq", "pq_m": 16, "hidden_size": 128}, True, 0.51, 0.1,
                      metric="recall@10"),
               record("SASRec", {"hidden_size": 128}, True, 11.6, 0.058),
-              record("SASRecJPQ-svd", {"pq_m": 8}, False, 0.25, 0.03)]  # a 10-epoch probe: not on a converged panel
+              record("SASRecJPQ-svd", {"pq_m": 8}, False, 0.25, 0.03),  # a 10-epoch probe: not on a converged panel
+              # nor one that RecBole's early stop ended within its fixed budget (validation every 2 epochs)
+              record("SASRecJPQ-svd", {"pq_m": 4}, True, 0.2, 0.03, eval_step=2)]
     points = converged_points(probes, probes=True)
     assert [(p["label"], p["kind"], p["ndcg@10"]) for p in points] == [
         ("SASRecJPQ-svd_pq d=128 m=16", "compressed", 0.06), ("SASRec d=128", "dense", 0.058)]
@@ -234,3 +236,17 @@ def test_pareto_reference_is_the_dense_row_validation_prefers_and_sizes_count_ag
     codes["item_table_mb"] = 0.6  # 9.7x: not >= 10x smaller than the reference, whatever its own compression says
     panels([wide, chosen, codes])
     assert "none among the points measured" in "\n".join(summary_target_lines([], {"points": [wide, chosen, codes]}))
+
+
+def test_probe_table_says_which_probes_were_trained_to_convergence():
+    from benchmarks.quality import selection_lines
+
+    def probe(settings, converged, eval_step, epochs):
+        return {"dataset": "video-games", "protocol": "full_exclude_history", "model": "SASRec", "metric": "ndcg@10",
+                "value": 0.05, "converged": converged, "epochs": epochs, "compression": 1.0,
+                "settings": {"eval_exclude_history": True, **settings}, "valid": {"ndcg@10": 0.06},
+                "budget": {"epochs": 400 if eval_step == 1 else 10, "eval_step": eval_step}}
+
+    text = "\n".join(selection_lines([probe({"hidden_size": 128}, True, 1, 29), probe({"hidden_size": 32}, True, 2, 8)]))
+    assert "| video-games | SASRec | hidden_size=128 | converged (29 epochs) | 0.0600 |" in text
+    assert "| video-games | SASRec | hidden_size=32 | 10 epochs | 0.0600 |" in text
