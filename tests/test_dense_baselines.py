@@ -90,7 +90,7 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     assert [r for r in rows if r["model"] == "SASRecJPQ-svd"] == probe
     assert "| SASRecJPQ-svd (pq_m=4) |" in md.read_text()
     # The report lists the probe behind the choice, marked as chosen.
-    assert f"| ml-100k | SASRecJPQ-svd | pq_m=4 | {probe[0]['valid']['ndcg@10']:.4f} |" in md.read_text()
+    assert f"| ml-100k | SASRecJPQ-svd | pq_m=4 | 1 epoch | {probe[0]['valid']['ndcg@10']:.4f} |" in md.read_text()
     assert md.read_text().split("## Settings chosen on validation")[1].count("| yes |") == 1
 
 
