@@ -48,13 +48,13 @@ def front(points: list[dict]) -> list[dict]:
 
 
 def converged_points(records: list[dict], probes: bool = False) -> list[dict]:
-    """One point per converged row of the papers' protocol that has an item table (not Pop).
-    ``probes``: the records are converged ``--set`` probes (quality_selection.json), each
-    labelled with its sizes, as one row may have been trained at several."""
+    """One point per row of the papers' protocol trained to convergence (``--converge``) that has
+    an item table (not Pop).  ``probes``: the records are ``--set`` probes (quality_selection.json),
+    each labelled with its sizes, as one row may have been trained at several."""
     points = []
     for r in records:
         if ((r["protocol"], r["metric"]) != (PROTOCOL, "ndcg@10") or r.get("item_table_mb") is None
-                or not (converged_under_patience(r) if probes else r.get("converged"))):
+                or not converged_under_patience(r)):
             continue
         sizes = {k: r["settings"][k] for k in SIZE_KEYS if k in r["settings"]}
         label = r["model"] + (" " + " ".join(f"{SIZE_KEYS[k]}={v}" for k, v in sizes.items()) if probes else "")

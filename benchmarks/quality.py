@@ -583,8 +583,8 @@ def summary_target_lines(records: list[dict], pareto: dict | None) -> list[str]:
 
 
 def smaller_than_dense(point: dict) -> float:
-    """How many times smaller than its panel's dense reference a front point is (records written
-    before the reference existed: against the dense table of its own width)."""
+    """How many times smaller than its panel's dense reference a front point is (a panel without a
+    dense row, or a pareto.json written before the reference: against the dense table of its own width)."""
     return point.get("smaller_than_dense") or point.get("compression") or 0.0
 
 
