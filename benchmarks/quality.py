@@ -238,8 +238,10 @@ def progress(specs: list[Spec], args) -> dict:
     for spec in specs:
         curve_file = row_folder(spec, args.dataset, args) / "valid_curve.json"
         if spec.name in finished:
-            rows.append({"model": spec.name, "status": "converged" if finished[spec.name].get("converged")
-                         else "finished (epoch cap)", "valid_curve": finished[spec.name].get("valid_curve", [])})
+            record = finished[spec.name]
+            rows.append({"model": spec.name, "valid_curve": record.get("valid_curve", []),
+                         "status": "converged" if record.get("converged")
+                         else f"stopped ({record.get('stopped_by', 'epoch cap')})"})
         elif curve_file.is_file():
             rows.append({"model": spec.name, "status": "in progress: resumes from " + str(curve_file.parent.relative_to(ROOT)),
                          "valid_curve": json.loads(curve_file.read_text())})
@@ -279,6 +281,10 @@ def plot_progress(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
+class TimeLimitReached(Exception):
+    """--hours ran out: the row stops after its last evaluated epoch, unconverged and resumable."""
+
+
 def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     from recbole_pq.items.scoring import make_scorer
     from recbole_pq.pipeline import setup
@@ -303,7 +309,11 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     epochs_run = [trainer.start_epoch if last.is_file() else 0]
     train_epoch = trainer._train_epoch
 
+    deadline = time.time() + args.hours * 3600 if args.hours is not None else None
+
     def counting_train_epoch(train_data, epoch_idx, *a, **kw):
+        if deadline is not None and epoch_idx > 0 and time.time() >= deadline:
+            raise TimeLimitReached  # before the epoch, so there is always a trained, checkpointed one
         epochs_run[0] = max(epochs_run[0], epoch_idx + 1)
         return train_epoch(train_data, epoch_idx, *a, **kw)
 
@@ -315,7 +325,15 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
                       "seconds": round(time.perf_counter() - start, 1)})
         curve_file.write_text(json.dumps(curve) + "\n")
 
-    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=record_validation)
+    stopped_by = "patience"
+    try:
+        _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=record_validation)
+    except TimeLimitReached:
+        stopped_by, best_valid = "time limit", trainer.best_valid_result
+        print(f"[{spec.name}] --hours {args.hours}: stopped after {epochs_run[0]} epochs; the same command "
+              f"resumes from {checkpoint_dir}", flush=True)
+    if stopped_by == "patience" and trainer.cur_step <= budget["stopping_step"]:
+        stopped_by = "epoch cap"
     train_seconds = time.perf_counter() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     values = metric_values(test_result, spec.protocol)
@@ -342,7 +360,7 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
         "dataset": dataset, "protocol": spec.protocol, "model": spec.name, "run_model": spec.model,
         "epochs": epochs_run[0], "steps": epochs_run[0] * len(train), "train_seconds": round(train_seconds, 1),
         # the patience rule stopped it before the cap (budget["epochs"])
-        "converged": trainer.cur_step > budget["stopping_step"],
+        "converged": stopped_by == "patience", "stopped_by": stopped_by,
         "valid_curve": curve, "valid_metric": config["valid_metric"],
         "train_precision": config["train_precision"], "train_length_buckets": config["train_length_buckets"],
         "item_table_mb": round(stored / 2**20, 4), "dense_item_table_mb": round(dense / 2**20, 4),
@@ -469,7 +487,8 @@ def render_summary(records: list[dict], pareto: dict | None = None) -> str:
              "- **Training to convergence**: `python benchmarks/quality.py --dataset D --protocol full_exclude_history "
              "--models ... --converge 20 --epochs 400` validates every epoch and stops when validation NDCG@10 (papers' "
              "protocol) has not improved for 20 epochs (cap 400); the best validation checkpoint is evaluated on test. "
-             "Resumable: each row checkpoints every epoch and resumes where it stopped. The `full` rows are the same "
+             "Resumable: each row checkpoints every epoch and resumes where it stopped; `--hours H` ends a row "
+             "after H hours as 'no (time limit)' and the same command with `--force` continues it. The `full` rows are the same "
              "checkpoints ranked with the history kept (`--rank-with-history`): each model is trained once.",
              "- **Settings**: per data set and row in `benchmarks/quality_settings.yaml`, chosen on validation only; the "
              "compressed twin keeps the dense row's backbone and differs in the item table alone. `Pop` ranks items by "
@@ -515,7 +534,8 @@ def converged_table_lines(dataset: str, protocol: str, rows: list[dict]) -> list
         times_pop = f"{value[(model, 'ndcg@10')] / pop:.1f}×" if pop and (model, "ndcg@10") in value else ""
         size = ("" if first.get("item_table_mb") is None else
                 f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)")
-        converged = ("counts" if model == "Pop" else "yes" if first.get("converged") else "no (cap)")
+        converged = ("counts" if model == "Pop" else "yes" if first.get("converged")
+                     else f"no ({first.get('stopped_by', 'epoch cap')})")
         if first.get("selected_on"):
             converged += f"; checkpoint chosen on {first['selected_on']}"
         hours = f"{first['train_seconds'] / 3600:.1f}" if first.get("train_seconds") and model != "Pop" else ""
@@ -868,6 +888,10 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=0.001)
     parser.add_argument("--max-seq-length", type=int, help="default: 200 for ml-1m and ml-100k, 50 for video-games")
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--hours", type=float, metavar="H",
+                        help="stop each row after its first epoch that starts past H hours of this command (0: "
+                             "evaluate a stopped row at once); the row is recorded unconverged "
+                             "(stopped_by 'time limit') and the same command with --force resumes it")
     parser.add_argument("--force", action="store_true", help="re-run models that already have records")
     parser.add_argument("--json", type=Path, default=JSON_DEFAULT)
     parser.add_argument("--md", type=Path, default=MD_DEFAULT)

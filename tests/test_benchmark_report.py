@@ -163,7 +163,7 @@ def test_summary_targets_say_met_missed_or_not_converged():
     assert "none among the points measured (**missed** so far" in text
     table = "\n".join(converged_table_lines("ml-1m", "full_exclude_history", [r for r in records if r["dataset"] == "ml-1m"]))
     assert "| SASRecJPQ-svd_pq | 0.1710 | - | - | 95% of SASRec | 9.5× | 0.273 (11.0×) | yes | 10 | 480 | 1.0 |" in table
-    assert "| gBERT4Rec | 0.1000 | - | - |  | 5.6× | 3 (1.0×) | no (cap) |" in table
+    assert "| gBERT4Rec | 0.1000 | - | - |  | 5.6× | 3 (1.0×) | no (epoch cap) |" in table
     assert table.index("| SASRec |") < table.index("| Pop |")  # Pop last
 
 

@@ -66,7 +66,7 @@ def test_quality_benchmark_writes_records_and_asserts_scorers(tmp_path, monkeypa
     quality.main(argv[:4] + ["SASRecJPQ-random"] + argv[4:] + ["--progress", str(progress)])
     data = json.loads(progress.read_text())
     assert [(r["model"], r["status"].split(":")[0]) for r in data["rows"]] == [
-        ("SASRec", "finished (epoch cap)"), ("SASRecJPQ-svd", "finished (epoch cap)"), ("SASRecJPQ-random", "in progress")]
+        ("SASRec", "stopped (epoch cap)"), ("SASRecJPQ-svd", "stopped (epoch cap)"), ("SASRecJPQ-random", "in progress")]
     assert data["rows"][2]["valid_curve"] == [{"epoch": 1, "valid_score": 0.01, "seconds": 5.0}]
     assert "--progress" not in data["command"] and progress.with_suffix(".png").is_file()
     quality.main(argv)  # resumable: a second run skips what is done
@@ -197,6 +197,27 @@ def test_quality_converge_records_curve_steps_and_stop_reason(tmp_path, monkeypa
     # patience 1: stopped when two validations in a row stayed below the best before them
     assert r["converged"] == (len(scores) >= 3 and max(scores[-2:]) < max(scores[:-2]))
     assert "full_exclude_history" in md.read_text()
+
+
+def test_quality_hours_stops_a_row_unconverged_and_the_same_command_resumes_it(tmp_path, monkeypatch):
+    sys.path.insert(0, str(__import__("recbole_pq.data.paths").data.paths.PROJECT_ROOT))
+    from benchmarks import quality
+
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    monkeypatch.setattr(quality, "SELECTION_JSON", tmp_path / "selection.json")
+    out = tmp_path / "q.json"
+    argv = ["--dataset", "ml-100k", "--protocol", "full_exclude_history", "--models", "SASRec", "--epochs", "3",
+            "--converge", "5", "--max-seq-length", "20", "--json", str(out), "--md", str(tmp_path / "Q.md")]
+    quality.main(argv + ["--hours", "0"])  # out of time at once: one epoch, so there is a checkpoint to test
+    stopped = json.loads(out.read_text())[0]
+    assert (stopped["epochs"], stopped["converged"], stopped["stopped_by"]) == (1, False, "time limit")
+    assert [c["epoch"] for c in stopped["valid_curve"]] == [0]
+    assert "no (time limit)" in (tmp_path / "Q.md").read_text()
+    quality.main(argv + ["--force"])  # the same command resumes from the stopped row's checkpoint, up to the cap
+    resumed = json.loads(out.read_text())[0]
+    assert (resumed["epochs"], resumed["converged"], resumed["stopped_by"]) == (3, False, "epoch cap")
+    assert resumed["valid_curve"][0] == stopped["valid_curve"][0]  # epoch 0 was not trained again
+    assert [c["epoch"] for c in resumed["valid_curve"]] == [0, 1, 2]
 
 
 def test_defaults_table_shows_both_protocols_and_leaves_older_rows_blank():
