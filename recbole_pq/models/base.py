@@ -20,7 +20,7 @@ from recbole_pq.items.diagnostics import code_usage
 from recbole_pq.items.scoring import make_scorer
 from recbole_pq.items.sub_item_table import check_pq_config, item_code_embedding_from_config
 from recbole_pq.losses import (bpr_loss, check_loss_config, gbce_beta, gbce_loss, sample_negatives,
-                               softmax_cross_entropy)
+                               sampled_logit_offset, softmax_cross_entropy)
 from recbole_pq.trainer import PQTrainer
 
 
@@ -221,7 +221,8 @@ class PQSequentialRecommender(SequentialRecommender):
         if self.loss_type == "BPR":
             return bpr_loss(pos_logits, neg_logits)
         beta = 1.0 if self.loss_type == "BCE" else gbce_beta(self.neg_samples, self.n_items - 1, self.gbce_t)
-        return gbce_loss(pos_logits, neg_logits, beta)
+        offset = sampled_logit_offset(beta, self.neg_samples)
+        return gbce_loss(pos_logits + offset, neg_logits + offset, beta)
 
     def predict(self, interaction):
         """(R,) scores of (history, item) rows.  RecBole's sampled evaluation repeats each
