@@ -1,6 +1,7 @@
 """SASRecJPQ end to end on a slice of ML-1M: training, the top-k evaluator, reloading, bad input."""
 
 import logging
+import math
 
 import pytest
 import torch
@@ -111,13 +112,22 @@ def test_memory_is_logged(ml1m_slice, fast_settings, caplog):
 @pytest.mark.parametrize("model,loss_type", [("SASRecJPQ", "BPR"), ("SASRecJPQ", "gBCE"), ("gBERT4Rec", "gBCE"),
                                              ("gBERT4RecJPQ", "gBCE")])
 def test_sampled_losses_train(ml1m_slice, fast_settings, model, loss_type):
-    """The sampled losses learn: the training loss falls by over 10% in 8 epochs (fixed seed;
-    measured 17-52% on this slice)."""
-    _, (train, _, _), _, trainer = setup(model, "ml-1m", config_dict={
+    """The sampled losses learn more than equal logits for every item (the collapse that tied tables
+    fell into under gBCE): after 8 epochs (fixed seed) the training loss is below 0.96x the loss of
+    equal logits at their best constant (measured 0.72x for BPR, 0.87-0.88x for gBCE on this slice)."""
+    from recbole_pq.losses import gbce_beta, gbce_loss, sampled_logit_offset
+
+    _, (train, _, _), net, trainer = setup(model, "ml-1m", config_dict={
         **fast_settings, "data_path": str(ml1m_slice), "loss_type": loss_type, "neg_samples": 16,
         "learning_rate": 0.01})
-    losses = [float(trainer._train_epoch(train, epoch)) for epoch in range(8)]
-    assert losses[-1] < 0.9 * losses[0], losses
+    losses = [float(trainer._train_epoch(train, epoch)) / len(train) for epoch in range(8)]
+    if loss_type == "BPR":  # equal logits: -log sigma(0) whatever the constant
+        equal_logits = math.log(2)
+    else:
+        beta = gbce_beta(16, net.n_items - 1, net.gbce_t)
+        best = sampled_logit_offset(beta, 16)
+        equal_logits = float(gbce_loss(torch.full((1,), best), torch.full((1, 16), best), beta))
+    assert losses[-1] < 0.96 * equal_logits, (losses, equal_logits)
 
 
 def test_sasrec_jpq_with_its_defaults_beats_popularity_on_ml100k(tmp_path):
