@@ -34,6 +34,8 @@ SELECTION_JSON = ROOT / "docs" / "benchmarks" / "quality_selection.json"  # --se
 OUT = ROOT / "docs" / "benchmarks" / "pareto.json"
 SIZE_KEYS = {"hidden_size": "d", "pq_m": "m", "pq_b": "b", "pq_dense_head": "head"}  # setting -> short label
 PROTOCOL = "full_exclude_history"
+# probes that change how a row is trained, not its item table: the front compares tables under one recipe
+TRAINING_KEYS = ("loss_type", "neg_samples", "neg_sampling", "gbce_t")
 
 
 def front(points: list[dict]) -> list[dict]:
@@ -54,7 +56,7 @@ def converged_points(records: list[dict], probes: bool = False) -> list[dict]:
     points = []
     for r in records:
         if ((r["protocol"], r["metric"]) != (PROTOCOL, "ndcg@10") or r.get("item_table_mb") is None
-                or not converged_under_patience(r)):
+                or not converged_under_patience(r) or (probes and any(k in r["settings"] for k in TRAINING_KEYS))):
             continue
         sizes = {k: r["settings"][k] for k in SIZE_KEYS if k in r["settings"]}
         label = r["model"] + (" " + " ".join(f"{SIZE_KEYS[k]}={v}" for k, v in sizes.items()) if probes else "")

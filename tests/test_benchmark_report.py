@@ -210,7 +210,9 @@ def test_pareto_takes_converged_probes_with_their_sizes_and_leaves_fixed_budget_
               record("SASRec", {"hidden_size": 128}, True, 11.6, 0.058),
               record("SASRecJPQ-svd", {"pq_m": 8}, False, 0.25, 0.03),  # a 10-epoch probe: not on a converged panel
               # nor one that RecBole's early stop ended within its fixed budget (validation every 2 epochs)
-              record("SASRecJPQ-svd", {"pq_m": 4}, True, 0.2, 0.03, eval_step=2)]
+              record("SASRecJPQ-svd", {"pq_m": 4}, True, 0.2, 0.03, eval_step=2),
+              # another training recipe (BCE, one negative) at dense's size: not a point of the size front
+              record("SASRec", {"loss_type": "BCE", "neg_samples": 1, "neg_sampling": "position"}, True, 5.8, 0.04)]
     points = converged_points(probes, probes=True)
     assert [(p["label"], p["kind"], p["ndcg@10"]) for p in points] == [
         ("SASRecJPQ-svd_pq d=128 m=16", "compressed", 0.06), ("SASRec d=128", "dense", 0.058)]
