@@ -487,6 +487,8 @@ def render_summary(records: list[dict], pareto: dict | None = None) -> str:
              "- **Training to convergence**: `python benchmarks/quality.py --dataset D --protocol full_exclude_history "
              "--models ... --converge 20 --epochs 400` validates every epoch and stops when validation NDCG@10 (papers' "
              "protocol) has not improved for 20 epochs (cap 400); the best validation checkpoint is evaluated on test. "
+             "The BERT family trains under RecJPQ's own rule, `--converge 200 --epochs 4000`: a Cloze-trained model "
+             "learns from ~20% of positions, and an ML-1M epoch is only 48 steps (4000 epochs: the papers' ~200K). "
              "Resumable: each row checkpoints every epoch and resumes where it stopped; `--hours H` ends a row "
              "after H hours as 'no (time limit)' and the same command with `--force` continues it. The `full` rows are the same "
              "checkpoints ranked with the history kept (`--rank-with-history`): each model is trained once.",
