@@ -848,6 +848,7 @@ def selection_lines(probes: list[dict]) -> list[str]:
         chosen = {**spec.config, **DATASET_SETTINGS.get((r["dataset"], r["model"]), {})} == r["settings"]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if spec.config.get(k) != v) or "(spec's own)"
         budget = (f"converged ({r['epochs']} epochs)" if converged_under_patience(r)
+                  else f"time limit ({r['epochs']} epochs)" if r.get("stopped_by") == "time limit"
                   else f"{r['budget']['epochs']} epoch{'s' if r['budget']['epochs'] != 1 else ''}")
         lines.append(f"| {r['dataset']} | {r['model']} | {settings} | {budget} | {fmt(r['valid']['ndcg@10'])} | "
                      f"{r['compression']:.1f}x | {'yes' if chosen else ''} |")

@@ -249,6 +249,9 @@ def test_probe_table_says_which_probes_were_trained_to_convergence():
                 "settings": {"eval_exclude_history": True, **settings}, "valid": {"ndcg@10": 0.06},
                 "budget": {"epochs": 400 if eval_step == 1 else 10, "eval_step": eval_step}}
 
-    text = "\n".join(selection_lines([probe({"hidden_size": 128}, True, 1, 29), probe({"hidden_size": 32}, True, 2, 8)]))
+    stopped = {**probe({"hidden_size": 16}, False, 1, 145), "stopped_by": "time limit"}
+    text = "\n".join(selection_lines([probe({"hidden_size": 128}, True, 1, 29), probe({"hidden_size": 32}, True, 2, 8),
+                                      stopped]))
     assert "| video-games | SASRec | hidden_size=128 | converged (29 epochs) | 0.0600 |" in text
     assert "| video-games | SASRec | hidden_size=32 | 10 epochs | 0.0600 |" in text
+    assert "| video-games | SASRec | hidden_size=16 | time limit (145 epochs) | 0.0600 |" in text
