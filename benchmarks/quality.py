@@ -241,7 +241,7 @@ def progress(specs: list[Spec], args) -> dict:
             record = finished[spec.name]
             rows.append({"model": spec.name, "valid_curve": record.get("valid_curve", []),
                          "status": "converged" if record.get("converged")
-                         else f"stopped ({record.get('stopped_by', 'epoch cap')})"})
+                         else f"stopped ({stop_reason(record)})"})
         elif curve_file.is_file():
             rows.append({"model": spec.name, "status": "in progress: resumes from " + str(curve_file.parent.relative_to(ROOT)),
                          "valid_curve": json.loads(curve_file.read_text())})
@@ -279,6 +279,12 @@ def plot_progress(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def stop_reason(record: dict) -> str:
+    """What ended a row's training: patience, epoch cap or time limit (records from before
+    ``stopped_by`` existed are unconverged only by the cap)."""
+    return record.get("stopped_by") or ("patience" if record.get("converged") else "epoch cap")
 
 
 class TimeLimitReached(Exception):
@@ -325,15 +331,14 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
                       "seconds": round(time.perf_counter() - start, 1)})
         curve_file.write_text(json.dumps(curve) + "\n")
 
-    stopped_by = "patience"
     try:
         _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=record_validation)
+        # the patience rule stopped it before the cap (budget["epochs"]), or the cap did
+        stopped_by = "patience" if trainer.cur_step > budget["stopping_step"] else "epoch cap"
     except TimeLimitReached:
         stopped_by, best_valid = "time limit", trainer.best_valid_result
         print(f"[{spec.name}] --hours {args.hours}: stopped after {epochs_run[0]} epochs; the same command "
               f"resumes from {checkpoint_dir}", flush=True)
-    if stopped_by == "patience" and trainer.cur_step <= budget["stopping_step"]:
-        stopped_by = "epoch cap"
     train_seconds = time.perf_counter() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     values = metric_values(test_result, spec.protocol)
@@ -359,7 +364,6 @@ def train_one(spec: Spec, dataset: str, args) -> list[dict]:
     base = {
         "dataset": dataset, "protocol": spec.protocol, "model": spec.name, "run_model": spec.model,
         "epochs": epochs_run[0], "steps": epochs_run[0] * len(train), "train_seconds": round(train_seconds, 1),
-        # the patience rule stopped it before the cap (budget["epochs"])
         "converged": stopped_by == "patience", "stopped_by": stopped_by,
         "valid_curve": curve, "valid_metric": config["valid_metric"],
         "train_precision": config["train_precision"], "train_length_buckets": config["train_length_buckets"],
@@ -537,7 +541,7 @@ def converged_table_lines(dataset: str, protocol: str, rows: list[dict]) -> list
         size = ("" if first.get("item_table_mb") is None else
                 f"{first['item_table_mb']:.3g} ({first['compression']:.1f}×)")
         converged = ("counts" if model == "Pop" else "yes" if first.get("converged")
-                     else f"no ({first.get('stopped_by', 'epoch cap')})")
+                     else f"no ({stop_reason(first)})")
         if first.get("selected_on"):
             converged += f"; checkpoint chosen on {first['selected_on']}"
         hours = f"{first['train_seconds'] / 3600:.1f}" if first.get("train_seconds") and model != "Pop" else ""
@@ -848,7 +852,7 @@ def selection_lines(probes: list[dict]) -> list[str]:
         chosen = {**spec.config, **DATASET_SETTINGS.get((r["dataset"], r["model"]), {})} == r["settings"]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if spec.config.get(k) != v) or "(spec's own)"
         budget = (f"converged ({r['epochs']} epochs)" if converged_under_patience(r)
-                  else f"time limit ({r['epochs']} epochs)" if r.get("stopped_by") == "time limit"
+                  else f"time limit ({r['epochs']} epochs)" if stop_reason(r) == "time limit"
                   else f"{r['budget']['epochs']} epoch{'s' if r['budget']['epochs'] != 1 else ''}")
         lines.append(f"| {r['dataset']} | {r['model']} | {settings} | {budget} | {fmt(r['valid']['ndcg@10'])} | "
                      f"{r['compression']:.1f}x | {'yes' if chosen else ''} |")

@@ -58,14 +58,14 @@ def test_gbce_with_t0_is_plain_bce():
 @pytest.mark.parametrize("beta,k", [(1.0, 1), (1.0, 20), (0.3, 256), (0.05, 4)])
 def test_logit_offset_is_the_constant_that_minimises_gbce(beta, k):
     """At the offset the loss of equal logits is flat (its derivative is zero) and lowest."""
-    def constant_loss(c):
-        c = torch.tensor(float(c), dtype=torch.float64)
+    def constant_loss(c):  # every logit equal to the 0-d tensor c
         return reference_gbce(c.reshape(1), c.expand(1, k), beta)
 
-    c = torch.tensor(sampled_logit_offset(beta, k), dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(reference_gbce(c.reshape(1), c.expand(1, k), beta), c)
+    best = torch.tensor(sampled_logit_offset(beta, k), dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(constant_loss(best), best)
     assert abs(grad.item()) < 1e-12
-    assert all(constant_loss(c.item() + step) > constant_loss(c.item()) for step in (-0.5, -0.01, 0.01, 0.5))
+    best = best.detach()
+    assert all(constant_loss(best + step) > constant_loss(best) for step in (-0.5, -0.01, 0.01, 0.5))
     assert sampled_logit_offset(1.0, 1) == 0.0  # one negative, plain BCE: no shift
 
 
